@@ -1,0 +1,1 @@
+//! The model side: Aria's tokenizer, the ONNX Runtime session and sampling.

@@ -1,0 +1,1 @@
+//! Human notes per bar, and the prompts built from them.

@@ -1,0 +1,41 @@
+//! Command-line commands; one file per command.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod generate;
+mod jam;
+mod tokenize;
+
+/// Real-time AI piano accompaniment over MIDI, with Aria under ONNX Runtime.
+#[derive(Debug, Parser)]
+#[command(name = "aria-bridge", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Headless jam: an internal clock plays a human MIDI file through the engine and writes the session.
+    Jam(jam::Args),
+    /// Print the Aria tokens of a MIDI file as one JSON array.
+    Tokenize(tokenize::Args),
+    /// Continue a MIDI prompt with the model.
+    Generate(generate::Args),
+    /// Measure prefill, decode and whole-bar latency of a model.
+    Bench(bench::Args),
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Jam(a) => jam::run(a),
+        Command::Tokenize(a) => tokenize::run(a),
+        Command::Generate(a) => generate::run(a),
+        Command::Bench(a) => bench::run(a),
+    }
+}

@@ -1,0 +1,1 @@
+//! Wires the pure parts together: input processing, jobs, results, scheduling.

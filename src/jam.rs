@@ -1,0 +1,1 @@
+//! The headless shell: an internal clock drives the engine from a MIDI file to a MIDI file.

@@ -1,0 +1,1 @@
+//! MIDI bytes to typed messages and back (pure, never panics on malformed input).

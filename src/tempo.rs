@@ -1,0 +1,1 @@
+//! Tempo estimation from clock timestamps: a delay-locked loop with jump detection.

@@ -1,0 +1,1 @@
+//! The MIDI clock transport: Start/Stop/Continue/Song Position, pulses and bar boundaries.

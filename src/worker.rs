@@ -1,0 +1,1 @@
+//! The worker thread around a Generator: takes jobs, survives failures and panics, returns results.
