@@ -33,6 +33,7 @@ pub mod note;
 pub mod scheduler;
 pub mod sink;
 pub mod smf;
+pub mod source;
 pub mod tempo;
 pub mod timeline;
 pub mod transport;
