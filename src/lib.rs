@@ -22,6 +22,7 @@
 
 pub mod aria;
 pub mod bars;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod generator;
