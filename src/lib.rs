@@ -29,6 +29,7 @@ pub mod generator;
 pub mod internal_clock;
 pub mod jam;
 pub mod job;
+pub mod job_queue;
 pub mod meter;
 pub mod midi;
 pub mod note;
