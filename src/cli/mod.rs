@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod generate;
 mod jam;
+mod logging;
 mod tokenize;
 
 /// Real-time AI piano accompaniment over MIDI, with Aria under ONNX Runtime.
@@ -32,6 +33,7 @@ enum Command {
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    logging::init();
     match cli.command {
         Command::Jam(a) => jam::run(a),
         Command::Tokenize(a) => tokenize::run(a),
