@@ -1,1 +1,703 @@
-//! Places each result in its bar window and emits it pulse-accurately, with note hygiene and fallbacks.
+//! Places each result in its bar window and emits it pulse-accurately, with note hygiene and
+//! fallbacks.
+//!
+//! # Principal types
+//! - [`Scheduler`] is pure: time comes in as [`Nanos`], MIDI goes out through a
+//!   [`MidiOut`]. It holds a table of expected windows (one per queued job), the notes of
+//!   results waiting for or playing in their window, and the note sounding on each pitch.
+//! - [`SchedulerEvent`] is a fixed-size lifecycle record (scheduled, played, missed, late,
+//!   dropped, discarded) drained by the log side with [`Scheduler::drain_events`].
+//! - [`thread::SchedulerThread`] is the live shell: it feeds timelines, expectations and worker
+//!   reports into a [`Scheduler`] and wakes precisely for the next send.
+//!
+//! # Time model
+//! A result's notes are in ms from its window start. They are turned into pulses with the
+//! *newest* [`Timeline`] at the moment they are due (`pulse = B + ms / ms_per_pulse`), so a tempo
+//! change re-times notes not yet played. A message for pulse `p` is sent at
+//! `timeline.time_of(p) + output_offset`. Note-ons only happen in `[B, B + len)`; note-offs
+//! happen at the note's end, cut at `B + len + ring_out_pulses`.
+//!
+//! # Real time
+//! Every method runs on the scheduler thread (live) or the jam loop (headless). [`Scheduler::poll`]
+//! neither allocates nor frees: result buffers are moved in by [`Scheduler::on_result`] and freed
+//! by the next `expect`/`on_result`/`on_timeline`; the event ring and tables are preallocated.
+
+pub mod thread;
+
+use std::collections::VecDeque;
+
+use crate::config::{Config, Fallback};
+use crate::job::{GenerationResult, Window};
+use crate::note::MsNote;
+use crate::sink::MidiOut;
+use crate::timeline::Timeline;
+use crate::worker::SkipReason;
+use crate::Nanos;
+
+/// Windows the scheduler tracks at once: `generation.queue_capacity` allows 64 queued jobs, plus
+/// the window playing and results waiting for theirs.
+pub const MAX_WINDOWS: usize = 128;
+/// Notes kept for `repeat_last`; `max_new_tokens` = 4096 at 3 tokens per note is ~1365 notes.
+pub const MAX_REPEAT_NOTES: usize = 2048;
+/// Lifecycle records buffered between two drains; at one bar per 2 s, 256 is minutes of slack.
+pub const EVENT_CAPACITY: usize = 256;
+
+/// Why a job never produced a result for its window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The job queue was full and this (oldest) job was removed to make room.
+    QueueFull,
+    /// The worker skipped it: the transport epoch had moved on.
+    StaleEpoch,
+    /// The worker skipped it: its window had already started.
+    DeadlinePassed,
+}
+
+impl From<SkipReason> for DropReason {
+    fn from(r: SkipReason) -> Self {
+        match r {
+            SkipReason::StaleEpoch => DropReason::StaleEpoch,
+            SkipReason::DeadlinePassed => DropReason::DeadlinePassed,
+        }
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DropReason::QueueFull => "queue full",
+            DropReason::StaleEpoch => "stale epoch",
+            DropReason::DeadlinePassed => "deadline passed",
+        })
+    }
+}
+
+/// Why a result or an expected window was thrown away without playing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DiscardReason {
+    /// It belongs to an epoch older than the current timeline's.
+    StaleEpoch,
+    /// The generation failed (error or panic); the window falls back like a miss.
+    Failed,
+    /// A second result for a window that already has one.
+    Duplicate,
+    /// The window table ([`MAX_WINDOWS`]) was full.
+    Overflow,
+}
+
+/// What a window played.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PlaySource {
+    /// The window's own result, ready at its start.
+    Result,
+    /// The last played bar again (`fallback = "repeat_last"`).
+    RepeatLast,
+    /// The part of a late result not yet passed (`fallback = "late_join"`).
+    LateJoin,
+}
+
+/// A fixed-size lifecycle record; `bar` is always the window's bar (the human bar + 2).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SchedulerEvent {
+    /// A result was accepted before its window started.
+    Scheduled {
+        /// Window bar.
+        bar: u64,
+        /// Notes in the result.
+        notes: u32,
+        /// Time left until the window starts, ms (negative: already started).
+        slack_ms: f64,
+    },
+    /// A window that played something ended (or was stopped).
+    Played {
+        /// Window bar.
+        bar: u64,
+        /// What played.
+        source: PlaySource,
+        /// Note-ons sent.
+        notes_on: u32,
+        /// Notes whose end was cut at the window end (+ ring-out).
+        notes_cut: u32,
+    },
+    /// A window started without its result (not ready, or failed).
+    Missed {
+        /// Window bar.
+        bar: u64,
+        /// What was done instead.
+        fallback: Fallback,
+    },
+    /// A result arrived after its window had started.
+    Late {
+        /// Window bar.
+        bar: u64,
+        /// How long after the window start it arrived, ms.
+        late_by_ms: f64,
+        /// Whether its remaining part was played (`late_join`).
+        joined: bool,
+    },
+    /// The job for this window was dropped before generation.
+    Dropped {
+        /// Window bar.
+        bar: u64,
+        /// Why.
+        reason: DropReason,
+    },
+    /// A window or result was thrown away.
+    Discarded {
+        /// Window bar.
+        bar: u64,
+        /// Why.
+        why: DiscardReason,
+    },
+}
+
+/// Where a window is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SlotState {
+    /// Job queued or generating.
+    Expected,
+    /// Result in hand, window not started.
+    Ready,
+    /// The generation failed; the window will miss.
+    Failed,
+    /// The job was dropped; the window will fall back silently.
+    Dropped,
+    /// Inside the window, emitting notes.
+    Playing,
+    /// Inside the window with nothing to play (a late result may still join).
+    Missed,
+    /// Over; freed by the next non-tick call.
+    Done,
+}
+
+#[derive(Debug)]
+struct Slot {
+    window: Window,
+    epoch: u32,
+    state: SlotState,
+    /// The result's notes sorted by start (empty for repeats: those read `last_played`).
+    notes: Vec<MsNote>,
+    /// Index of the next note-on.
+    next: usize,
+    source: PlaySource,
+    notes_on: u32,
+    notes_cut: u32,
+}
+
+impl Slot {
+    fn new(window: Window, epoch: u32, state: SlotState) -> Self {
+        Self {
+            window,
+            epoch,
+            state,
+            notes: Vec::new(),
+            next: 0,
+            source: PlaySource::Result,
+            notes_on: 0,
+            notes_cut: 0,
+        }
+    }
+
+    fn end_pulse(&self) -> f64 {
+        (self.window.start_pulse + self.window.len_pulses as u64) as f64
+    }
+}
+
+/// The note sounding on one pitch.
+#[derive(Clone, Copy, Debug)]
+struct Sounding {
+    /// Pulse of the note-on (the note-off never precedes it).
+    on_pulse: f64,
+    /// Its window's first pulse (its end is in ms from there).
+    window_start: u64,
+    /// End in ms from the window start.
+    end_ms: u32,
+    /// The pulse where it is cut: window end + ring-out.
+    cut_pulse: f64,
+}
+
+/// Something due at an instant. Order matters at equal instants: note-offs first (a re-strike or
+/// a new window never loses its note to an old note-off), then window ends, window starts,
+/// note-ons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Due {
+    NoteOff(u8),
+    WindowEnd(usize),
+    WindowStart(usize),
+    NoteOn(usize),
+}
+
+impl Due {
+    fn rank(self) -> u8 {
+        match self {
+            Due::NoteOff(_) => 0,
+            Due::WindowEnd(_) => 1,
+            Due::WindowStart(_) => 2,
+            Due::NoteOn(_) => 3,
+        }
+    }
+}
+
+/// The pure scheduler: windows, fallbacks, note hygiene.
+#[derive(Debug)]
+pub struct Scheduler {
+    fallback: Fallback,
+    ring_out_pulses: u32,
+    offset_ns: i64,
+    /// Output channel, 0-based (the status nibble).
+    channel: u8,
+    timeline: Timeline,
+    slots: Vec<Slot>,
+    sounding: [Option<Sounding>; 128],
+    sounding_count: usize,
+    last_played: Vec<MsNote>,
+    events: VecDeque<SchedulerEvent>,
+    events_lost: u64,
+}
+
+impl Scheduler {
+    /// A scheduler with `[playback]` settings, a stopped timeline and no windows.
+    pub fn new(cfg: &Config) -> Self {
+        let p = &cfg.playback;
+        Self {
+            fallback: p.fallback,
+            ring_out_pulses: p.ring_out_pulses,
+            offset_ns: (p.output_offset_ms * 1e6).round() as i64,
+            channel: p.output_channel.clamp(1, 16) - 1,
+            timeline: Timeline::stopped(),
+            slots: Vec::with_capacity(MAX_WINDOWS),
+            sounding: [None; 128],
+            sounding_count: 0,
+            last_played: Vec::with_capacity(MAX_REPEAT_NOTES),
+            events: VecDeque::with_capacity(EVENT_CAPACITY),
+            events_lost: 0,
+        }
+    }
+
+    /// The timeline in use.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    /// Takes a new timeline. A new epoch (or the transport stopping) silences everything
+    /// (see [`Scheduler::all_notes_off`]) and discards windows of older epochs; a tempo change
+    /// in the same epoch only re-times what is still to come.
+    pub fn on_timeline(&mut self, tl: Timeline, now: Nanos, out: &mut dyn MidiOut) {
+        let epoch_changed = tl.epoch != self.timeline.epoch;
+        let stopping = self.timeline.running && !tl.running;
+        if (epoch_changed || stopping) && (self.timeline.running || self.sounding_count > 0) {
+            self.all_notes_off(now, out);
+        }
+        if epoch_changed {
+            for i in 0..self.slots.len() {
+                let s = &self.slots[i];
+                if s.epoch < tl.epoch && s.state != SlotState::Done {
+                    let bar = s.window.bar;
+                    self.slots[i].state = SlotState::Done;
+                    self.push(SchedulerEvent::Discarded {
+                        bar,
+                        why: DiscardReason::StaleEpoch,
+                    });
+                }
+            }
+        }
+        self.timeline = tl;
+        self.compact();
+    }
+
+    /// A job for `window` was enqueued in `epoch`: a missing result at the window start will be
+    /// a miss.
+    pub fn expect(&mut self, window: Window, epoch: u32) {
+        self.compact();
+        if epoch < self.timeline.epoch {
+            self.push(SchedulerEvent::Discarded {
+                bar: window.bar,
+                why: DiscardReason::StaleEpoch,
+            });
+            return;
+        }
+        if self.find(window.bar, epoch).is_some() {
+            return;
+        }
+        self.insert(Slot::new(window, epoch, SlotState::Expected));
+    }
+
+    /// The job for `window` was dropped (queue full or skipped by the worker): the window falls
+    /// back (silence, or `repeat_last`) without counting as a miss.
+    pub fn dropped(&mut self, window: Window, epoch: u32, reason: DropReason) {
+        self.compact();
+        self.push(SchedulerEvent::Dropped {
+            bar: window.bar,
+            reason,
+        });
+        if epoch < self.timeline.epoch {
+            return;
+        }
+        match self.find(window.bar, epoch) {
+            Some(i) => {
+                if self.slots[i].state == SlotState::Expected {
+                    self.slots[i].state = SlotState::Dropped;
+                }
+            }
+            None => {
+                self.insert(Slot::new(window, epoch, SlotState::Dropped));
+            }
+        }
+    }
+
+    /// A result from the worker. Accepted for its window unless its epoch is old; a result
+    /// whose window has already started is late (joined with `late_join`, else discarded).
+    pub fn on_result(&mut self, r: GenerationResult, now: Nanos) {
+        self.compact();
+        let bar = r.window.bar;
+        if r.epoch < self.timeline.epoch {
+            self.push(SchedulerEvent::Discarded {
+                bar,
+                why: DiscardReason::StaleEpoch,
+            });
+            return;
+        }
+        let running = self.timeline.running && r.epoch == self.timeline.epoch;
+        let start_at = self.at(r.window.start_pulse as f64);
+        let end_at = self.at((r.window.start_pulse + r.window.len_pulses as u64) as f64);
+        let i = match self.find(bar, r.epoch) {
+            Some(i) => i,
+            None => {
+                if running && now >= end_at {
+                    let late_by_ms = now.saturating_sub(start_at) as f64 / 1e6;
+                    self.push(SchedulerEvent::Late {
+                        bar,
+                        late_by_ms,
+                        joined: false,
+                    });
+                    return;
+                }
+                if !self.insert(Slot::new(r.window, r.epoch, SlotState::Expected)) {
+                    return;
+                }
+                self.slots.len() - 1
+            }
+        };
+        // A window whose start has passed without a poll in between still started without
+        // this result: apply the miss first, so the outcome does not depend on poll timing.
+        if running && now >= start_at && self.is_pending(i) {
+            self.start_window(i);
+        }
+        let late_by_ms = now.saturating_sub(start_at) as f64 / 1e6;
+        let notes = match r.outcome {
+            Ok(g) => g.notes,
+            Err(_) => {
+                if self.slots[i].state == SlotState::Expected {
+                    self.slots[i].state = SlotState::Failed;
+                }
+                self.push(SchedulerEvent::Discarded {
+                    bar,
+                    why: DiscardReason::Failed,
+                });
+                return;
+            }
+        };
+        let slot = &self.slots[i];
+        match (slot.state, slot.source) {
+            (SlotState::Expected | SlotState::Dropped, _) => {
+                let slot = &mut self.slots[i];
+                slot.notes = notes;
+                slot.notes.sort_unstable_by_key(|n| (n.start_ms, n.pitch));
+                slot.state = SlotState::Ready;
+                let n = slot.notes.len() as u32;
+                let slack_ms = if running {
+                    (start_at as f64 - now as f64) / 1e6
+                } else {
+                    f64::NAN
+                };
+                self.push(SchedulerEvent::Scheduled {
+                    bar,
+                    notes: n,
+                    slack_ms,
+                });
+            }
+            (SlotState::Missed, _) if self.fallback == Fallback::LateJoin => {
+                let mut notes = notes;
+                notes.sort_unstable_by_key(|n| (n.start_ms, n.pitch));
+                let b = self.slots[i].window.start_pulse;
+                let next = notes.partition_point(|n| self.at(self.note_pulse(b, n.start_ms)) < now);
+                let slot = &mut self.slots[i];
+                slot.notes = notes;
+                slot.next = next;
+                slot.source = PlaySource::LateJoin;
+                slot.state = SlotState::Playing;
+                self.push(SchedulerEvent::Late {
+                    bar,
+                    late_by_ms,
+                    joined: true,
+                });
+            }
+            (SlotState::Missed, _) | (SlotState::Playing, PlaySource::RepeatLast) => {
+                self.push(SchedulerEvent::Late {
+                    bar,
+                    late_by_ms,
+                    joined: false,
+                });
+            }
+            _ => self.push(SchedulerEvent::Discarded {
+                bar,
+                why: DiscardReason::Duplicate,
+            }),
+        }
+    }
+
+    /// Silences everything now (Stop, clock loss, shutdown): a note-off for every sounding note,
+    /// then sustain off (CC64 = 0) and All Notes Off (CC123) on the output channel, all at
+    /// `now` (not shifted: a panic is immediate). Windows already playing stop; windows not yet
+    /// started keep waiting.
+    pub fn all_notes_off(&mut self, now: Nanos, out: &mut dyn MidiOut) {
+        for p in 0..128u8 {
+            if self.sounding[p as usize].take().is_some() {
+                out.send(now, &[0x80 | self.channel, p, 0]);
+            }
+        }
+        self.sounding_count = 0;
+        out.send(now, &[0xB0 | self.channel, 64, 0]);
+        out.send(now, &[0xB0 | self.channel, 123, 0]);
+        for i in 0..self.slots.len() {
+            match self.slots[i].state {
+                SlotState::Playing => self.end_window(i),
+                SlotState::Missed => self.slots[i].state = SlotState::Done,
+                _ => {}
+            }
+        }
+    }
+
+    /// Emits everything due at or before `now`, in time order; returns the next instant it needs
+    /// to run (None: nothing pending, or the transport is stopped). Never allocates.
+    pub fn poll(&mut self, now: Nanos, out: &mut dyn MidiOut) -> Option<Nanos> {
+        if !self.timeline.running {
+            return None;
+        }
+        loop {
+            let (at, due) = self.next_due()?;
+            if at > now {
+                return Some(at);
+            }
+            match due {
+                Due::NoteOff(p) => {
+                    self.sounding[p as usize] = None;
+                    self.sounding_count -= 1;
+                    out.send(at, &[0x80 | self.channel, p, 0]);
+                }
+                Due::WindowEnd(i) => self.end_window(i),
+                Due::WindowStart(i) => self.start_window(i),
+                Due::NoteOn(i) => self.note_on(i, at, out),
+            }
+        }
+    }
+
+    /// Hands every buffered lifecycle record to `f`, oldest first, without allocating.
+    pub fn drain_events(&mut self, mut f: impl FnMut(SchedulerEvent)) {
+        while let Some(e) = self.events.pop_front() {
+            f(e);
+        }
+    }
+
+    /// Records dropped because the ring ([`EVENT_CAPACITY`]) was full between drains.
+    pub fn events_lost(&self) -> u64 {
+        self.events_lost
+    }
+
+    /// Notes sounding now (0 after [`Scheduler::all_notes_off`]: no stuck notes).
+    pub fn sounding_notes(&self) -> usize {
+        self.sounding_count
+    }
+
+    // ---- internals -------------------------------------------------------------------------
+
+    /// Send instant of pulse `p` with the current timeline and the output offset.
+    fn at(&self, p: f64) -> Nanos {
+        let t = self.timeline.time_of(p) as i64 + self.offset_ns;
+        t.max(0) as Nanos
+    }
+
+    fn push(&mut self, e: SchedulerEvent) {
+        if self.events.len() == EVENT_CAPACITY {
+            self.events_lost += 1;
+        } else {
+            self.events.push_back(e);
+        }
+    }
+
+    fn find(&self, bar: u64, epoch: u32) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|s| s.window.bar == bar && s.epoch == epoch && s.state != SlotState::Done)
+    }
+
+    /// Adds a slot; false (and a Discarded record) when the table is full.
+    fn insert(&mut self, slot: Slot) -> bool {
+        if self.slots.len() >= MAX_WINDOWS {
+            self.push(SchedulerEvent::Discarded {
+                bar: slot.window.bar,
+                why: DiscardReason::Overflow,
+            });
+            return false;
+        }
+        self.slots.push(slot);
+        true
+    }
+
+    /// Frees finished slots (and their note buffers); called outside the tick.
+    fn compact(&mut self) {
+        self.slots.retain(|s| s.state != SlotState::Done);
+    }
+
+    fn is_pending(&self, i: usize) -> bool {
+        matches!(
+            self.slots[i].state,
+            SlotState::Expected | SlotState::Ready | SlotState::Failed | SlotState::Dropped
+        )
+    }
+
+    /// Pulse of note `n` of slot `i` (or of the repeat buffer) at the current tempo.
+    fn note_pulse(&self, window_start: u64, ms: u32) -> f64 {
+        window_start as f64 + ms as f64 / self.timeline.ms_per_pulse()
+    }
+
+    fn slot_note(&self, i: usize, k: usize) -> Option<MsNote> {
+        let s = &self.slots[i];
+        match s.source {
+            PlaySource::RepeatLast => self.last_played.get(k).copied(),
+            _ => s.notes.get(k).copied(),
+        }
+    }
+
+    /// The earliest thing due (instant, then [`Due`] order), if any.
+    fn next_due(&self) -> Option<(Nanos, Due)> {
+        let mut best: Option<(Nanos, Due)> = None;
+        let mut consider = |at: Nanos, d: Due| {
+            if best.is_none_or(|(b, bd)| (at, d.rank()) < (b, bd.rank())) {
+                best = Some((at, d));
+            }
+        };
+        if self.sounding_count > 0 {
+            for (p, s) in self.sounding.iter().enumerate() {
+                if let Some(s) = s {
+                    consider(self.at(self.off_pulse(s)), Due::NoteOff(p as u8));
+                }
+            }
+        }
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.epoch != self.timeline.epoch {
+                continue;
+            }
+            match s.state {
+                SlotState::Expected | SlotState::Ready | SlotState::Failed | SlotState::Dropped => {
+                    consider(self.at(s.window.start_pulse as f64), Due::WindowStart(i))
+                }
+                SlotState::Playing => {
+                    if let Some(n) = self.slot_note(i, s.next) {
+                        let p = self.note_pulse(s.window.start_pulse, n.start_ms);
+                        if p < s.end_pulse() {
+                            consider(self.at(p), Due::NoteOn(i));
+                        }
+                    }
+                    consider(self.at(s.end_pulse()), Due::WindowEnd(i));
+                }
+                SlotState::Missed => consider(self.at(s.end_pulse()), Due::WindowEnd(i)),
+                SlotState::Done => {}
+            }
+        }
+        best
+    }
+
+    /// Where a sounding note ends: its own end, cut at window end + ring-out, never before its
+    /// note-on.
+    fn off_pulse(&self, s: &Sounding) -> f64 {
+        self.note_pulse(s.window_start, s.end_ms)
+            .min(s.cut_pulse)
+            .max(s.on_pulse)
+    }
+
+    fn start_window(&mut self, i: usize) {
+        let bar = self.slots[i].window.bar;
+        match self.slots[i].state {
+            SlotState::Ready => {
+                let s = &mut self.slots[i];
+                s.state = SlotState::Playing;
+                s.source = PlaySource::Result;
+                s.next = 0;
+            }
+            st @ (SlotState::Expected | SlotState::Failed | SlotState::Dropped) => {
+                if st != SlotState::Dropped {
+                    self.push(SchedulerEvent::Missed {
+                        bar,
+                        fallback: self.fallback,
+                    });
+                }
+                let s = &mut self.slots[i];
+                if self.fallback == Fallback::RepeatLast && !self.last_played.is_empty() {
+                    s.state = SlotState::Playing;
+                    s.source = PlaySource::RepeatLast;
+                    s.next = 0;
+                } else {
+                    s.state = SlotState::Missed;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn end_window(&mut self, i: usize) {
+        let s = &mut self.slots[i];
+        let was = s.state;
+        s.state = SlotState::Done;
+        if was != SlotState::Playing {
+            return;
+        }
+        let (bar, source, notes_on, notes_cut) = (s.window.bar, s.source, s.notes_on, s.notes_cut);
+        if source != PlaySource::RepeatLast {
+            // Copy, not move: `poll` must not free, and the buffer is reused bar after bar.
+            let n = s.notes.len().min(MAX_REPEAT_NOTES);
+            self.last_played.clear();
+            self.last_played
+                .extend_from_slice(&self.slots[i].notes[..n]);
+        }
+        self.push(SchedulerEvent::Played {
+            bar,
+            source,
+            notes_on,
+            notes_cut,
+        });
+    }
+
+    fn note_on(&mut self, i: usize, at: Nanos, out: &mut dyn MidiOut) {
+        let k = self.slots[i].next;
+        self.slots[i].next += 1;
+        let Some(n) = self.slot_note(i, k) else {
+            return;
+        };
+        if n.pitch > 127 {
+            return;
+        }
+        let s = &self.slots[i];
+        let b = s.window.start_pulse;
+        let on_pulse = self.note_pulse(b, n.start_ms);
+        let cut_pulse = s.end_pulse() + self.ring_out_pulses as f64;
+        let cut = self.note_pulse(b, n.end_ms) > cut_pulse;
+        let ch = self.channel;
+        if self.sounding[n.pitch as usize].is_some() {
+            // Re-strike: end the sounding note first, so its later note-off cannot cut this one.
+            out.send(at, &[0x80 | ch, n.pitch, 0]);
+        } else {
+            self.sounding_count += 1;
+        }
+        out.send(at, &[0x90 | ch, n.pitch, n.velocity.clamp(1, 127)]);
+        self.sounding[n.pitch as usize] = Some(Sounding {
+            on_pulse,
+            window_start: b,
+            end_ms: n.end_ms,
+            cut_pulse,
+        });
+        let s = &mut self.slots[i];
+        s.notes_on += 1;
+        s.notes_cut += cut as u32;
+    }
+}
