@@ -7,19 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::{Sender, TrySendError};
 
+use crate::smf::TimedMessage;
 use crate::source::{PortRole, RawMidi};
 use crate::{clock, Nanos, PPQN};
-
-/// A human MIDI message at a time in ms from the first beat of bar 0.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TimedMessage {
-    /// Milliseconds from the first beat.
-    pub at_ms: f64,
-    /// The message bytes (1 to 3 valid).
-    pub bytes: [u8; 3],
-    /// Number of valid bytes.
-    pub len: u8,
-}
 
 /// A complete input performance: transport, clock and human messages, sorted by time.
 #[derive(Clone, Debug)]
@@ -87,16 +77,16 @@ impl Script {
 }
 
 /// Plays `script` on the wall clock: waits (spin_sleep, ~40 µs p99 oversleep measured on 2 busy
-/// cores) until each message's instant and hands it to the engine with `try_send`, re-stamped
-/// with the real send instant minus `script` offset. Clock and transport messages also go to
-/// `echo_out` so that other devices can follow our clock. Returns the number of messages the
-/// engine's full queue refused. Runs on the calling thread until done or `stop` is set.
+/// cores) until each message's instant, re-stamps it with the real instant, shows it to
+/// `on_send` (to forward the clock to other devices, or record the human part) and hands it to
+/// the engine with `try_send`. Returns the shift from script time to real time and the number of
+/// messages the engine's full queue refused. Runs on the calling thread until done or `stop`.
 pub fn play(
     script: &Script,
     input: &Sender<RawMidi>,
-    mut clock_out: Option<&mut dyn FnMut(Nanos, &[u8])>,
+    on_send: &mut dyn FnMut(&RawMidi),
     stop: &AtomicBool,
-) -> u64 {
+) -> (Nanos, u64) {
     let sleeper = spin_sleep::SpinSleeper::default();
     let start = clock::now();
     let shift = start.saturating_sub(script.messages.first().map_or(0, |m| m.at));
@@ -109,18 +99,14 @@ pub fn play(
         sleeper.sleep_until(clock::to_instant(due));
         let mut msg = *m;
         msg.at = clock::now();
-        if msg.bytes[0] >= 0xF8 {
-            if let Some(f) = clock_out.as_mut() {
-                f(msg.at, msg.as_slice());
-            }
-        }
+        on_send(&msg);
         match input.try_send(msg) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => refused += 1,
             Err(TrySendError::Disconnected(_)) => break,
         }
     }
-    refused
+    (shift, refused)
 }
 
 #[cfg(test)]
