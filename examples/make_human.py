@@ -33,7 +33,7 @@ for bar in range(16):
         events.append((on, 2, mido.Message("note_on", note=pitch + shift, velocity=vel)))
         events.append((off, 0, mido.Message("note_off", note=pitch + shift, velocity=0)))
 end = 16 * 4 * TPB
-events.append((end, 0, mido.Message("control_change", control=64, value=0)))
+events.append((end - 10, 0, mido.Message("control_change", control=64, value=0)))
 events.sort(key=lambda e: (e[0], e[1]))
 
 mid = mido.MidiFile(ticks_per_beat=TPB)

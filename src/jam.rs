@@ -82,8 +82,8 @@ pub struct JamOutcome {
     pub hanging_notes: usize,
 }
 
-/// Pulses to play: the human part plus `tail_bars`, rounded up to whole bars, plus the pulse
-/// that ends the last bar.
+/// Pulses to play: the human part plus `tail_bars`, rounded up to whole bars. The Stop that
+/// follows the last clock falls on the instant the last bar ends.
 fn pulses_for(cfg: &Config, human: &[TimedMessage], bpm: f64, tail_bars: u64) -> (u64, u64) {
     let meter = crate::input::meter_of(cfg);
     let ms_per_pulse = 60_000.0 / (bpm * crate::PPQN as f64);
@@ -91,7 +91,7 @@ fn pulses_for(cfg: &Config, human: &[TimedMessage], bpm: f64, tail_bars: u64) ->
     let last_pulse = (last_ms / ms_per_pulse).floor() as u64;
     let (last_bar, _) = meter.bar_at(last_pulse);
     let bars = last_bar + 1 + tail_bars;
-    (meter.bar_start(bars) + 1, bars)
+    (meter.bar_start(bars), bars)
 }
 
 /// Is this a channel message of the human part (kept in the session file)?
