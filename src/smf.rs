@@ -43,7 +43,7 @@ pub enum SmfError {
         detail: String,
     },
     /// The bytes are not a Standard MIDI File.
-    #[error("MIDI file {path} is not a valid Standard MIDI File: {detail}")]
+    #[error("MIDI file {path} is not a valid Standard MIDI File ({detail}); re-export it as .mid from a DAW")]
     Corrupt {
         /// The file.
         path: PathBuf,
