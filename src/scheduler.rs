@@ -182,6 +182,9 @@ struct Slot {
     source: PlaySource,
     notes_on: u32,
     notes_cut: u32,
+    /// When the result (or failure) arrived; a result that arrived after the window's start
+    /// instant is late even if no poll ran in between.
+    arrived_ns: Nanos,
 }
 
 impl Slot {
@@ -195,6 +198,7 @@ impl Slot {
             source: PlaySource::Result,
             notes_on: 0,
             notes_cut: 0,
+            arrived_ns: 0,
         }
     }
 
@@ -378,17 +382,15 @@ impl Scheduler {
                 self.slots.len() - 1
             }
         };
-        // A window whose start has passed without a poll in between still started without
-        // this result: apply the miss first, so the outcome does not depend on poll timing.
-        if running && now >= start_at && self.is_pending(i) {
-            self.start_window(i);
-        }
         let late_by_ms = now.saturating_sub(start_at) as f64 / 1e6;
+        let state = self.slots[i].state;
+        let source = self.slots[i].source;
         let notes = match r.outcome {
             Ok(g) => g.notes,
             Err(_) => {
-                if self.slots[i].state == SlotState::Expected {
+                if matches!(state, SlotState::Expected | SlotState::Dropped) {
                     self.slots[i].state = SlotState::Failed;
+                    self.slots[i].arrived_ns = now;
                 }
                 self.push(SchedulerEvent::Discarded {
                     bar,
@@ -397,24 +399,28 @@ impl Scheduler {
                 return;
             }
         };
-        let slot = &self.slots[i];
-        match (slot.state, slot.source) {
+        match (state, source) {
             (SlotState::Expected | SlotState::Dropped, _) => {
                 let slot = &mut self.slots[i];
                 slot.notes = notes;
                 slot.notes.sort_unstable_by_key(|n| (n.start_ms, n.pitch));
                 slot.state = SlotState::Ready;
+                slot.arrived_ns = now;
                 let n = slot.notes.len() as u32;
-                let slack_ms = if running {
-                    (start_at as f64 - now as f64) / 1e6
-                } else {
-                    f64::NAN
-                };
-                self.push(SchedulerEvent::Scheduled {
-                    bar,
-                    notes: n,
-                    slack_ms,
-                });
+                // Past the start instant it is late; the next poll reports it in time order
+                // (after whatever precedes the window start, such as the bar that feeds a repeat).
+                if !(running && now >= start_at) {
+                    let slack_ms = if running {
+                        (start_at as f64 - now as f64) / 1e6
+                    } else {
+                        f64::NAN
+                    };
+                    self.push(SchedulerEvent::Scheduled {
+                        bar,
+                        notes: n,
+                        slack_ms,
+                    });
+                }
             }
             (SlotState::Missed, _) if self.fallback == Fallback::LateJoin => {
                 let mut notes = notes;
@@ -486,7 +492,7 @@ impl Scheduler {
                     out.send(at, &[0x80 | self.channel, p, 0]);
                 }
                 Due::WindowEnd(i) => self.end_window(i),
-                Due::WindowStart(i) => self.start_window(i),
+                Due::WindowStart(i) => self.start_window(i, at),
                 Due::NoteOn(i) => self.note_on(i, at, out),
             }
         }
@@ -549,14 +555,7 @@ impl Scheduler {
         self.slots.retain(|s| s.state != SlotState::Done);
     }
 
-    fn is_pending(&self, i: usize) -> bool {
-        matches!(
-            self.slots[i].state,
-            SlotState::Expected | SlotState::Ready | SlotState::Failed | SlotState::Dropped
-        )
-    }
-
-    /// Pulse of note `n` of slot `i` (or of the repeat buffer) at the current tempo.
+    /// Pulse of an onset or release `ms` after `window_start`, at the current tempo.
     fn note_pulse(&self, window_start: u64, ms: u32) -> f64 {
         window_start as f64 + ms as f64 / self.timeline.ms_per_pulse()
     }
@@ -616,29 +615,59 @@ impl Scheduler {
             .max(s.on_pulse)
     }
 
-    fn start_window(&mut self, i: usize) {
-        let bar = self.slots[i].window.bar;
-        match self.slots[i].state {
-            SlotState::Ready => {
+    /// Index of the first of `notes` (sorted, in ms from pulse `b`) whose send instant is not
+    /// before `from`.
+    fn first_from(&self, notes: &[MsNote], b: u64, from: Nanos) -> usize {
+        notes.partition_point(|n| self.at(self.note_pulse(b, n.start_ms)) < from)
+    }
+
+    /// Starts window `i`, whose start instant is `at`. A result that arrived after `at` makes
+    /// this a miss: the fallback then starts from the arrival (a repeat or a late join skips
+    /// the notes already passed), so a late discovery never bursts out old notes.
+    fn start_window(&mut self, i: usize, at: Nanos) {
+        let s = &self.slots[i];
+        let (bar, state, arrived) = (s.window.bar, s.state, s.arrived_ns);
+        let late = matches!(state, SlotState::Ready | SlotState::Failed) && arrived > at;
+        match state {
+            SlotState::Ready if !late => {
                 let s = &mut self.slots[i];
                 s.state = SlotState::Playing;
                 s.source = PlaySource::Result;
                 s.next = 0;
             }
-            st @ (SlotState::Expected | SlotState::Failed | SlotState::Dropped) => {
-                if st != SlotState::Dropped {
+            SlotState::Ready | SlotState::Expected | SlotState::Failed | SlotState::Dropped => {
+                if state != SlotState::Dropped {
                     self.push(SchedulerEvent::Missed {
                         bar,
                         fallback: self.fallback,
                     });
                 }
-                let s = &mut self.slots[i];
-                if self.fallback == Fallback::RepeatLast && !self.last_played.is_empty() {
+                let from = if late { arrived } else { at };
+                let b = self.slots[i].window.start_pulse;
+                let has_result = state == SlotState::Ready;
+                if has_result {
+                    let late_by_ms = arrived.saturating_sub(at) as f64 / 1e6;
+                    let joined = self.fallback == Fallback::LateJoin;
+                    self.push(SchedulerEvent::Late {
+                        bar,
+                        late_by_ms,
+                        joined,
+                    });
+                }
+                if has_result && self.fallback == Fallback::LateJoin {
+                    let next = self.first_from(&self.slots[i].notes, b, from);
+                    let s = &mut self.slots[i];
+                    s.state = SlotState::Playing;
+                    s.source = PlaySource::LateJoin;
+                    s.next = next;
+                } else if self.fallback == Fallback::RepeatLast && !self.last_played.is_empty() {
+                    let next = self.first_from(&self.last_played, b, from);
+                    let s = &mut self.slots[i];
                     s.state = SlotState::Playing;
                     s.source = PlaySource::RepeatLast;
-                    s.next = 0;
+                    s.next = next;
                 } else {
-                    s.state = SlotState::Missed;
+                    self.slots[i].state = SlotState::Missed;
                 }
             }
             _ => {}

@@ -6,7 +6,7 @@
 //! - [`write_session`] / [`session_bytes`]: a [`Session`] (the recorded human and generated
 //!   parts, constant tempo, meter, and a [`BarMark`] for each missed or dropped bar) as a format 1
 //!   file at 480 ticks per quarter: a conductor track (tempo, time signatures, markers), a human
-//!   track and an Aria track.
+//!   track and an Aria track. [`marks_from_events`] turns the scheduler's records into marks.
 //!
 //! Runs off the real-time path (jam setup and teardown); allocation and file I/O are fine here.
 
@@ -17,7 +17,7 @@ use midly::num::{u15, u24, u28};
 use midly::{Format, Header, MetaMessage, Smf, Timing, TrackEvent, TrackEventKind};
 
 use crate::meter::{Meter, TimeSignature};
-use crate::scheduler::DropReason;
+use crate::scheduler::{DropReason, SchedulerEvent};
 use crate::Nanos;
 
 /// Resolution of written files: 480 ticks per quarter = 20 ticks per clock pulse.
@@ -43,7 +43,7 @@ pub enum SmfError {
         detail: String,
     },
     /// The bytes are not a Standard MIDI File.
-    #[error("MIDI file {path} is not a valid Standard MIDI File: {detail}")]
+    #[error("MIDI file {path} is not a valid Standard MIDI File ({detail}); re-export it as .mid from a DAW")]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -294,6 +294,43 @@ impl std::fmt::Display for BarMark {
             BarMark::Dropped { bar, reason } => write!(f, "dropped bar {bar} ({reason})"),
         }
     }
+}
+
+/// The marks for a session from the scheduler's lifecycle records, in bar order: a miss (made
+/// "late by" when its result came after all), or a drop. A record for a bar already marked
+/// only refines that mark.
+pub fn marks_from_events(events: &[SchedulerEvent]) -> Vec<BarMark> {
+    let mut marks: Vec<BarMark> = Vec::new();
+    for e in events {
+        match *e {
+            SchedulerEvent::Missed { bar, .. } => {
+                if !marks.iter().any(|m| m.bar() == bar) {
+                    marks.push(BarMark::Missed {
+                        bar,
+                        late_by_ms: None,
+                    });
+                }
+            }
+            SchedulerEvent::Late {
+                bar, late_by_ms, ..
+            } => match marks.iter_mut().find(|m| m.bar() == bar) {
+                Some(BarMark::Missed { late_by_ms: l, .. }) => *l = Some(late_by_ms),
+                Some(BarMark::Dropped { .. }) => {}
+                None => marks.push(BarMark::Missed {
+                    bar,
+                    late_by_ms: Some(late_by_ms),
+                }),
+            },
+            SchedulerEvent::Dropped { bar, reason } => {
+                if !marks.iter().any(|m| m.bar() == bar) {
+                    marks.push(BarMark::Dropped { bar, reason });
+                }
+            }
+            _ => {}
+        }
+    }
+    marks.sort_by_key(|m| m.bar());
+    marks
 }
 
 /// Everything the session file holds. Events are `(instant, bytes, length)` as recorded by

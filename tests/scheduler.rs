@@ -282,6 +282,26 @@ fn repeat_last_replays_the_last_played_bar_in_a_missed_window() {
 }
 
 #[test]
+fn a_repeat_started_late_skips_the_notes_already_passed() {
+    let (mut s, mut rec) = running(&cfg(Fallback::RepeatLast, 0, 0.0));
+    s.expect(window(2), 1);
+    s.expect(window(3), 1);
+    s.on_result(
+        result(2, 1, vec![note(60, 100, 200), note(62, 1000, 1100)]),
+        t(100.0),
+    );
+    s.poll(t(287.0), &mut rec);
+    // Bar 3's result comes 12 pulses into its window with no poll since bar 2: the miss is
+    // applied then, and the repeat starts there, not at the window start.
+    s.on_result(result(3, 1, vec![note(70, 0, 100)]), t(300.0));
+    s.poll(t(1000.0), &mut rec);
+    assert_eq!(
+        note_ons(&rec),
+        vec![(t(197.0), 60), (t(242.0), 62), (t(338.0), 62)]
+    );
+}
+
+#[test]
 fn late_join_plays_only_the_part_of_the_window_not_yet_passed() {
     let (mut s, mut rec) = running(&cfg(Fallback::LateJoin, 0, 0.0));
     s.expect(window(2), 1);
@@ -300,6 +320,39 @@ fn late_join_plays_only_the_part_of_the_window_not_yet_passed() {
         late_by_ms: 360.0,
         joined: true
     }));
+}
+
+#[test]
+fn late_join_gives_the_same_result_whether_or_not_a_poll_saw_the_window_start() {
+    for poll_at_start in [false, true] {
+        let (mut s, mut rec) = running(&cfg(Fallback::LateJoin, 0, 0.0));
+        s.expect(window(2), 1);
+        if poll_at_start {
+            s.poll(t(192.0), &mut rec);
+        }
+        s.on_result(
+            result(2, 1, vec![note(60, 100, 200), note(62, 1000, 1100)]),
+            t(210.0),
+        );
+        s.poll(t(1000.0), &mut rec);
+        assert_eq!(note_ons(&rec), vec![(t(242.0), 62)], "{poll_at_start}");
+        let ev = events(&mut s);
+        assert!(
+            ev.contains(&SchedulerEvent::Missed {
+                bar: 2,
+                fallback: Fallback::LateJoin
+            }),
+            "{ev:?}"
+        );
+        assert!(
+            ev.contains(&SchedulerEvent::Late {
+                bar: 2,
+                late_by_ms: 360.0,
+                joined: true
+            }),
+            "{ev:?}"
+        );
+    }
 }
 
 #[test]

@@ -174,3 +174,48 @@ fn shutdown_ends_a_sounding_note_before_the_thread_exits() {
     assert!(s.contains(&(0x80, 62, 0)), "{s:?}");
     assert_eq!(&s[s.len() - 2..], &[(0xB0, 64, 0), (0xB0, 123, 0)]);
 }
+
+#[test]
+fn a_job_the_worker_skips_reaches_the_scheduler_as_a_drop() {
+    let (ctl_tx, ctl_rx) = bounded(16);
+    let (job_tx, job_rx) = bounded(4);
+    let (rep_tx, rep_rx) = bounded(4);
+    // The transport is already in epoch 2 when the epoch-1 job reaches the worker.
+    let worker = Worker::spawn(
+        Box::new(ScriptedGenerator::new()),
+        job_rx,
+        rep_tx,
+        Arc::new(AtomicU32::new(2)),
+        WorkerOptions::live(1.0),
+    )
+    .unwrap();
+    let sched = SchedulerThread::spawn(
+        Scheduler::new(&Config::default()),
+        ctl_rx,
+        rep_rx,
+        Box::new(Shared::default()),
+    )
+    .unwrap();
+    let events = sched.events();
+    ctl_tx
+        .send(SchedulerMsg::Timeline(fast_timeline(
+            1,
+            clock::now() + 1_000_000_000,
+        )))
+        .unwrap();
+    job_tx
+        .send(job(4, 1, clock::now() + 60_000_000_000))
+        .unwrap();
+    let e = events
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a record within 10 s");
+    assert_eq!(
+        e,
+        SchedulerEvent::Dropped {
+            bar: 6,
+            reason: aria_bridge::scheduler::DropReason::StaleEpoch
+        }
+    );
+    worker.shutdown();
+    drop(sched.join().unwrap());
+}

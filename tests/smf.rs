@@ -3,10 +3,12 @@
 
 use std::path::Path;
 
+use aria_bridge::config::Fallback;
 use aria_bridge::meter::TimeSignature;
-use aria_bridge::scheduler::DropReason;
+use aria_bridge::scheduler::{DropReason, SchedulerEvent};
 use aria_bridge::smf::{
-    parse_human, read_human, session_bytes, write_session, BarMark, Session, SmfError,
+    marks_from_events, parse_human, read_human, session_bytes, write_session, BarMark, Session,
+    SmfError,
 };
 use midly::num::{u15, u24, u28, u4, u7};
 use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
@@ -355,6 +357,47 @@ fn markers_say_what_happened_to_the_bar() {
         late_by_ms: None,
     };
     assert_eq!(never.to_string(), "missed bar 3 (no result)");
+}
+
+#[test]
+fn scheduler_records_become_one_mark_per_missed_or_dropped_bar() {
+    let events = [
+        SchedulerEvent::Dropped {
+            bar: 9,
+            reason: DropReason::QueueFull,
+        },
+        SchedulerEvent::Missed {
+            bar: 7,
+            fallback: Fallback::Silence,
+        },
+        SchedulerEvent::Late {
+            bar: 7,
+            late_by_ms: 120.0,
+            joined: false,
+        },
+        SchedulerEvent::Missed {
+            bar: 8,
+            fallback: Fallback::Silence,
+        },
+        SchedulerEvent::Played {
+            bar: 10,
+            source: aria_bridge::scheduler::PlaySource::Result,
+            notes_on: 3,
+            notes_cut: 0,
+        },
+    ];
+    let text: Vec<String> = marks_from_events(&events)
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    assert_eq!(
+        text,
+        vec![
+            "missed bar 7 (late by 120 ms)",
+            "missed bar 8 (no result)",
+            "dropped bar 9 (queue full)"
+        ]
+    );
 }
 
 proptest! {

@@ -73,6 +73,8 @@ impl std::fmt::Debug for SchedulerThread {
 impl SchedulerThread {
     /// Spawns the thread. It runs until [`SchedulerMsg::Shutdown`], until `control` is closed,
     /// or until [`SchedulerThread::join`]; a closed `reports` channel (worker gone) is ignored.
+    /// `out.send` is called on this thread, at or just after each message's instant (live
+    /// timestamps, [`crate::clock`]); it must hand the bytes on without blocking.
     pub fn spawn(
         scheduler: Scheduler,
         control: Receiver<SchedulerMsg>,
