@@ -85,13 +85,19 @@ pub enum MidiDictError {
     #[error(
         "not a readable Standard MIDI File (midly: {0}); check that the file is a complete .mid"
     )]
-    Parse(#[from] midly::Error),
+    Parse(midly::Error),
     /// SMPTE timing has no ticks per beat.
     #[error("SMPTE (timecode) timing is not supported: re-export the MIDI file with metrical timing (ticks per beat)")]
     Timecode,
     /// A header with 0 ticks per beat makes every time infinite.
     #[error("the MIDI header says 0 ticks per beat: the file is corrupt")]
     ZeroTicksPerBeat,
+}
+
+impl From<midly::Error> for MidiDictError {
+    fn from(e: midly::Error) -> Self {
+        MidiDictError::Parse(e)
+    }
 }
 
 /// The reference's view of a MIDI file.
