@@ -420,15 +420,10 @@ impl MidiDict {
     pub fn pedal_intervals(&self) -> [Vec<(u64, u64)>; 16] {
         let mut out: [Vec<(u64, u64)>; 16] = Default::default();
         let mut open: [Option<u64>; 16] = [None; 16];
-        let mut order: Vec<u8> = Vec::new();
         for p in &self.pedal_msgs {
             let ch = (p.channel & 0x0F) as usize;
             match (p.down, open[ch]) {
-                (true, None) => {
-                    open[ch] = Some(p.tick);
-                    order.retain(|&c| c as usize != ch);
-                    order.push(ch as u8);
-                }
+                (true, None) => open[ch] = Some(p.tick),
                 (false, Some(s)) => {
                     out[ch].push((s, p.tick));
                     open[ch] = None;
@@ -437,9 +432,9 @@ impl MidiDict {
             }
         }
         if let Some(last) = self.notes.last() {
-            for ch in order {
-                if let Some(s) = open[ch as usize] {
-                    out[ch as usize].push((s, last.end));
+            for (ch, start) in open.iter().enumerate() {
+                if let Some(s) = start {
+                    out[ch].push((*s, last.end));
                 }
             }
         }

@@ -87,23 +87,38 @@ impl Special {
 
 /// The 16 General MIDI instrument families the reference maps programs to (8 programs each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[allow(missing_docs)]
 pub enum Instrument {
+    /// Programs 0..=7.
     Piano,
+    /// Programs 8..=15 (chromatic percussion; not tokenized).
     Chromatic,
+    /// Programs 16..=23.
     Organ,
+    /// Programs 24..=31.
     Guitar,
+    /// Programs 32..=39.
     Bass,
+    /// Programs 40..=47.
     Strings,
+    /// Programs 48..=55.
     Ensemble,
+    /// Programs 56..=63.
     Brass,
+    /// Programs 64..=71.
     Reed,
+    /// Programs 72..=79.
     Pipe,
+    /// Programs 80..=87.
     SynthLead,
+    /// Programs 88..=95 (not tokenized).
     SynthPad,
+    /// Programs 96..=103 (not tokenized).
     SynthEffect,
+    /// Programs 104..=111 (not tokenized).
     Ethnic,
+    /// Programs 112..=119 (not tokenized).
     Percussive,
+    /// Programs 120..=127 (not tokenized).
     Sfx,
 }
 

@@ -173,7 +173,10 @@ impl Vocab {
             } => {
                 let slot = instrument.tokenized_index()? as u32;
                 let v = *velocity as u32;
-                if *pitch > 127 || v % VELOCITY_STEP != 0 || v / VELOCITY_STEP >= N_VELOCITIES {
+                if *pitch > 127
+                    || !v.is_multiple_of(VELOCITY_STEP)
+                    || v / VELOCITY_STEP >= N_VELOCITIES
+                {
                     return None;
                 }
                 Some(NOTE_BASE + (slot * 128 + *pitch as u32) * N_VELOCITIES + v / VELOCITY_STEP)
@@ -182,10 +185,10 @@ impl Vocab {
                 Some(DRUM_BASE + (*k - *DRUM_KEYS.start()) as u32)
             }
             Token::Drum(_) => None,
-            Token::Dur(ms) if ms % TIME_STEP_MS == 0 && *ms <= MAX_DUR_MS => {
+            Token::Dur(ms) if ms.is_multiple_of(TIME_STEP_MS) && *ms <= MAX_DUR_MS => {
                 Some(DUR_BASE + ms / TIME_STEP_MS)
             }
-            Token::Onset(ms) if ms % TIME_STEP_MS == 0 && *ms < MAX_DUR_MS => {
+            Token::Onset(ms) if ms.is_multiple_of(TIME_STEP_MS) && *ms < MAX_DUR_MS => {
                 Some(ONSET_BASE + ms / TIME_STEP_MS)
             }
             Token::Dur(_) | Token::Onset(_) => None,
