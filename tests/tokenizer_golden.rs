@@ -9,7 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use aria_bridge::aria::midi_dict::MidiDict;
-use aria_bridge::aria::tokenizer::{quantize, Case, Special, Token, TokenKind, Tokenizer};
+use aria_bridge::aria::tokenizer::{
+    quantize, Case, Instrument, Special, Token, TokenKind, Tokenizer,
+};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -339,4 +341,60 @@ fn token_kinds_and_values_follow_the_vocabulary() {
     assert_eq!(tok.onset_ms(dur), None);
     assert_eq!(tok.kind(17727), None);
     assert_eq!(tok.special_id(Special::T), 5);
+}
+
+/// Ids of the prompts the reference model was run on (`reference-model/`): every note whose
+/// start is at or before `prompt_ms`, tokenized in the prompt case.
+#[test]
+fn model_reference_prompts_cut_at_prompt_ms_match() {
+    let tok = Tokenizer::new();
+    let doc = read_json(&fixtures().join("golden/tiny_prompts.json"));
+    for case in doc["cases"].as_array().unwrap() {
+        let file = case["prompt_file"].as_str().unwrap();
+        let prompt_ms = case["prompt_ms"].as_i64().unwrap();
+        let bytes = std::fs::read(fixtures().join("midi").join(file)).unwrap();
+        let mut md = MidiDict::from_smf(&bytes).unwrap();
+        let kept: Vec<_> = md
+            .notes
+            .iter()
+            .copied()
+            .filter(|n| md.tick_to_ms(n.start) <= prompt_ms)
+            .collect();
+        md.notes = kept;
+        let ours = tok.encode(&tok.tokenize_case(&md, Case::Prompt).unwrap());
+        let (op, orest) = split_prefix(&ours, &(Special::S as u32));
+        let (gp, grest) = split_prefix(&ids_of(&case["prompt_ids"]), &(Special::S as u32));
+        assert_eq!(op, gp, "{file}: prefix");
+        assert_eq!(orest, grest, "{file}: ids");
+
+        // The model's greedy continuation decodes without panicking; notes of instruments the
+        // prefix does not name (it named only piano) are dropped as in the reference.
+        let mut all = ids_of(&case["prompt_ids"]);
+        let prompt_len = all.len();
+        all.extend(ids_of(&case["greedy_ids"]));
+        let decoded = tok.detokenize_ids(&all);
+        for n in decoded.notes.iter().filter(|n| n.token_index >= prompt_len) {
+            let first = tok.token(all[n.token_index]).unwrap();
+            assert!(
+                matches!(
+                    first,
+                    Token::Note {
+                        instrument: Instrument::Piano,
+                        ..
+                    }
+                ),
+                "{file}: decoded a non-piano note {first:?}"
+            );
+        }
+        let prompt_notes = decoded
+            .notes
+            .iter()
+            .filter(|n| n.token_index < prompt_len)
+            .count();
+        assert_eq!(
+            prompt_notes,
+            (prompt_len - 2) / 3,
+            "{file}: prompt notes decode"
+        );
+    }
 }
