@@ -1,1 +1,4 @@
 //! The model side: Aria's tokenizer, the ONNX Runtime session and sampling.
+
+pub mod midi_dict;
+pub mod tokenizer;
