@@ -30,6 +30,7 @@ pub mod jam;
 pub mod job;
 pub mod meter;
 pub mod midi;
+pub mod midi_io;
 pub mod note;
 pub mod scheduler;
 pub mod sink;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod generate;
 mod jam;
+mod ports;
 mod tokenize;
 
 /// Real-time AI piano accompaniment over MIDI, with Aria under ONNX Runtime.
@@ -27,6 +28,8 @@ enum Command {
     Generate(generate::Args),
     /// Measure prefill, decode and whole-bar latency of a model.
     Bench(bench::Args),
+    /// List the MIDI input and output ports this build can see.
+    Ports(ports::Args),
 }
 
 /// Parses the command line and runs the command.
@@ -37,5 +40,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Tokenize(a) => tokenize::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Ports(a) => ports::run(a),
     }
 }
