@@ -224,3 +224,61 @@ pub fn percentiles(v: &[i64]) -> (i64, i64, i64) {
     let at = |p: f64| s[((p * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
     (at(0.50), at(0.99), *s.last().unwrap())
 }
+
+/// `jack_midi_clock` (Debian package jack-midi-clock) as an external clock master.
+///
+/// It follows JACK transport: Start (0xFA) when `jack_transport play`, 0xF8 at `bpm` while
+/// rolling (placed at sub-period frame offsets), Stop (0xFC) on `stop`. `-B` ignores a timecode
+/// master, so the BPM given here is the tempo; `-J` adds up to `jitter_percent` % of a pulse
+/// period of random jitter (0..20). Its port is `jack_midi_clock:mclk_out`.
+pub struct ClockMaster {
+    child: std::process::Child,
+}
+
+/// The output port of `jack_midi_clock`.
+pub const MCLK_PORT: &str = "jack_midi_clock:mclk_out";
+
+impl ClockMaster {
+    /// Starts `jack_midi_clock -b BPM -B [-J jitter]` and waits for its port.
+    pub fn start(bpm: f64, jitter_percent: u32) -> ClockMaster {
+        let mut cmd = Command::new("jack_midi_clock");
+        cmd.args(["-b", &bpm.to_string(), "-B"]);
+        if jitter_percent > 0 {
+            cmd.args(["-J", &jitter_percent.to_string()]);
+        }
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run jack_midi_clock (Debian package jack-midi-clock)");
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while !jack_ports().iter().any(|p| p == MCLK_PORT) {
+            assert!(
+                std::time::Instant::now() < end,
+                "{MCLK_PORT} did not appear"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ClockMaster { child }
+    }
+
+    /// Stops the process (by its own pid).
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs one `jack_transport` command ("play", "stop", "locate 0", "tempo 100").
+pub fn jack_transport(command: &str) {
+    use std::io::Write;
+    let mut child = Command::new("jack_transport")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run jack_transport (Debian package jackd2)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{command}\nquit").expect("write to jack_transport");
+    drop(stdin);
+    assert!(child.wait().expect("jack_transport").success());
+}
