@@ -45,10 +45,12 @@ fn named(input: &str, output: &str) -> MidiConfig {
 }
 
 #[test]
-fn virtual_ports_carry_notes_in_and_out() {
+fn virtual_ports_opened_in_two_phases_carry_notes_in_and_out() {
     let _g = serial();
+    // The engine's order: output first (it starts with it), inputs once it hands out its channel.
+    let mut ports = Ports::open_output(&MidiConfig::default()).expect("open virtual output");
     let (tx, rx) = crossbeam_channel::bounded(256);
-    let ports = Ports::open(&MidiConfig::default(), tx).expect("open virtual ports");
+    ports.open_inputs(tx).expect("open virtual input");
     let mut peer = JackPeer::open("virt");
     jack_connect(&peer.out_port(), "aria-bridge-in:aria-bridge in");
     jack_connect("aria-bridge-out:aria-bridge out", &peer.in_port());
@@ -84,13 +86,17 @@ fn named_ports_and_a_separate_clock_port_are_found_by_substring() {
     };
     let (tx, rx) = crossbeam_channel::bounded(256);
     let ports = Ports::open(&cfg, tx).expect("open named ports");
-    let names: Vec<_> = ports.connected().iter().map(|(_, p)| p.clone()).collect();
+    let names: Vec<_> = ports
+        .connected()
+        .iter()
+        .map(|(l, p)| (*l, p.as_str()))
+        .collect();
     assert_eq!(
         names,
         [
-            "keys-out:keys out",
-            "keys-in:keys in",
-            "master-out:master out"
+            ("out", "keys-in:keys in"),
+            ("notes in", "keys-out:keys out"),
+            ("clock in", "master-out:master out")
         ]
     );
     std::thread::sleep(Duration::from_millis(100));

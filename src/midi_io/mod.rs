@@ -66,56 +66,92 @@ pub struct PortStats {
 
 /// The open ports: input connections, the output sender thread and the watcher.
 ///
-/// Dropping it closes everything, like [`Ports::close`].
+/// Two phases, because the engine needs its output before it hands out its input channel:
+/// ```ignore
+/// let mut ports = Ports::open_output(&cfg.midi)?;
+/// let live = Live::start(&cfg, generator, ports.output())?;
+/// ports.open_inputs(live.input())?;
+/// // ... until shutdown:
+/// let summary = live.shutdown(); // note-offs, All Notes Off
+/// let stats = ports.close();     // sends them, then closes the ports
+/// ```
+/// [`Ports::open`] does both at once. Dropping it closes everything, like [`Ports::close`].
 pub struct Ports {
+    cfg: MidiConfig,
     out_tx: Sender<OutCmd>,
     out_counters: Arc<OutputCounters>,
     notes: Arc<InputCounters>,
     clock: Arc<InputCounters>,
     sender: Option<JoinHandle<()>>,
+    /// Opened links not yet handed to the watcher (the output, between the two phases).
+    links: Vec<Link>,
     watcher: Option<JoinHandle<Vec<Link>>>,
     stop: Option<Sender<()>>,
     connected: Vec<(&'static str, String)>,
 }
 
 impl Ports {
-    /// Opens the ports `cfg` asks for, feeding incoming messages into `input` (the engine's
-    /// bounded channel). Fails when the backend is missing or a configured name matches no port
-    /// or several; after that, lost ports are reconnected in the background.
-    ///
-    /// A `clock_port` equal to `input_port` (ignoring case) is the same port: it is opened once
-    /// and its messages carry [`PortRole::Notes`].
+    /// Opens every port `cfg` asks for, feeding incoming messages into `input` (the engine's
+    /// bounded channel): [`Ports::open_output`] then [`Ports::open_inputs`].
     pub fn open(cfg: &MidiConfig, input: Sender<RawMidi>) -> Result<Ports, PortError> {
-        let notes = Arc::new(InputCounters::default());
-        let clock = Arc::new(InputCounters::default());
+        let mut ports = Self::open_output(cfg)?;
+        ports.open_inputs(input)?;
+        Ok(ports)
+    }
+
+    /// Opens the output port (virtual "aria-bridge out", or `midi.output_port`) and its sender
+    /// thread. Fails when the backend is missing or the name matches no port or several.
+    pub fn open_output(cfg: &MidiConfig) -> Result<Ports, PortError> {
         let out_counters = Arc::new(OutputCounters::default());
         let (out_tx, out_rx) = crossbeam_channel::bounded(OUTPUT_QUEUE);
+        let sender = output::spawn_sender(out_rx, out_counters.clone())?;
+        let mut ports = Ports {
+            cfg: cfg.clone(),
+            out_tx: out_tx.clone(),
+            out_counters,
+            notes: Arc::new(InputCounters::default()),
+            clock: Arc::new(InputCounters::default()),
+            sender: Some(sender),
+            links: Vec::new(),
+            watcher: None,
+            stop: None,
+            connected: Vec::new(),
+        };
+        let link = Link {
+            label: "out",
+            client: "aria-bridge-out",
+            port_name: OUT_PORT,
+            endpoint: endpoint("midi.output_port", &cfg.output_port),
+            peer: None,
+            kind: Kind::Output { tx: out_tx },
+        };
+        ports.add(link)?;
+        Ok(ports)
+    }
 
-        let mut links = vec![
-            Link {
-                label: "notes in",
-                client: "aria-bridge-in",
-                port_name: IN_PORT,
-                endpoint: endpoint("midi.input_port", &cfg.input_port),
-                peer: None,
-                kind: Kind::Input {
-                    role: PortRole::Notes,
-                    tx: input.clone(),
-                    counters: notes.clone(),
-                    conn: None,
-                },
+    /// Opens the note input (virtual "aria-bridge in", or `midi.input_port`) and, when set and
+    /// different, `midi.clock_port`, then starts the watcher that reconnects lost ports.
+    ///
+    /// A `clock_port` equal to `input_port` (ignoring case) is the same port: it is opened once
+    /// and its messages carry [`PortRole::Notes`]. Call once.
+    pub fn open_inputs(&mut self, input: Sender<RawMidi>) -> Result<(), PortError> {
+        assert!(self.watcher.is_none(), "Ports::open_inputs called twice");
+        let notes = Link {
+            label: "notes in",
+            client: "aria-bridge-in",
+            port_name: IN_PORT,
+            endpoint: endpoint("midi.input_port", &self.cfg.input_port),
+            peer: None,
+            kind: Kind::Input {
+                role: PortRole::Notes,
+                tx: input.clone(),
+                counters: self.notes.clone(),
+                conn: None,
             },
-            Link {
-                label: "out",
-                client: "aria-bridge-out",
-                port_name: OUT_PORT,
-                endpoint: endpoint("midi.output_port", &cfg.output_port),
-                peer: None,
-                kind: Kind::Output { tx: out_tx.clone() },
-            },
-        ];
-        if let Some(q) = separate_clock(cfg) {
-            links.push(Link {
+        };
+        self.add(notes)?;
+        if let Some(q) = separate_clock(&self.cfg) {
+            let clock = Link {
                 label: "clock in",
                 client: "aria-bridge-clock",
                 port_name: CLOCK_PORT,
@@ -127,31 +163,14 @@ impl Ports {
                 kind: Kind::Input {
                     role: PortRole::Clock,
                     tx: input,
-                    counters: clock.clone(),
+                    counters: self.clock.clone(),
                     conn: None,
                 },
-            });
+            };
+            self.add(clock)?;
         }
-
-        let sender = output::spawn_sender(out_rx, out_counters.clone())?;
-        let mut ports = Ports {
-            out_tx,
-            out_counters: out_counters.clone(),
-            notes,
-            clock,
-            sender: Some(sender),
-            watcher: None,
-            stop: None,
-            connected: Vec::new(),
-        };
-        // On an error, `links` drops here (closing what opened) and `ports` stops the sender.
-        for l in links.iter_mut() {
-            l.open()?;
-            ports
-                .connected
-                .push((l.label, l.peer.clone().unwrap_or_default()));
-            tracing::info!(link = l.label, port = ?l.peer, "MIDI port open");
-        }
+        let links = std::mem::take(&mut self.links);
+        let out_counters = self.out_counters.clone();
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
         let watcher = std::thread::Builder::new()
             .name("aria-bridge port watch".into())
@@ -160,9 +179,20 @@ impl Ports {
                 what: "port watcher",
                 source,
             })?;
-        ports.watcher = Some(watcher);
-        ports.stop = Some(stop_tx);
-        Ok(ports)
+        self.watcher = Some(watcher);
+        self.stop = Some(stop_tx);
+        Ok(())
+    }
+
+    /// Opens `link` and keeps it; on an error the links opened so far stay owned (closed by
+    /// drop).
+    fn add(&mut self, mut link: Link) -> Result<(), PortError> {
+        link.open()?;
+        let peer = link.peer.clone().unwrap_or_default();
+        tracing::info!(link = link.label, port = %peer, backend = BACKEND, "MIDI port open");
+        self.connected.push((link.label, peer));
+        self.links.push(link);
+        Ok(())
     }
 
     /// A handle for the engine's scheduler; every handle feeds the same sender thread.
@@ -173,7 +203,8 @@ impl Ports {
         ))
     }
 
-    /// The ports as opened: (link, port name), e.g. ("notes in", "aria-bridge in").
+    /// The ports as opened, in order: (link, port name), e.g. ("out", "aria-bridge out"),
+    /// ("notes in", "KeyStep 37:KeyStep 37 MIDI 1 24:0"), ("clock in", ...).
     pub fn connected(&self) -> &[(&'static str, String)] {
         &self.connected
     }
@@ -201,13 +232,16 @@ impl Ports {
 
     fn shutdown(&mut self) {
         drop(self.stop.take());
+        let mut links = std::mem::take(&mut self.links);
         if let Some(w) = self.watcher.take() {
-            if let Ok(links) = w.join() {
-                for mut l in links {
-                    if matches!(l.kind, Kind::Input { .. }) {
-                        l.close(false);
-                    }
-                }
+            if let Ok(l) = w.join() {
+                links.extend(l);
+            }
+        }
+        for mut l in links {
+            // The output connection belongs to the sender thread, which closes it after draining.
+            if matches!(l.kind, Kind::Input { .. }) {
+                l.close(false);
             }
         }
         if let Some(s) = self.sender.take() {
