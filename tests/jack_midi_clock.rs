@@ -10,8 +10,12 @@ use std::time::Duration;
 
 use support_jack::*;
 
+/// One master at a time: its port name is fixed.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Records 2 s of rolling transport from `jack_midi_clock` and prints the pulse intervals.
 fn record_master(bpm: f64, jitter_percent: u32, peer_name: &str) {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let master = ClockMaster::start(bpm, jitter_percent);
     let peer = JackPeer::open(peer_name);
     jack_connect(MCLK_PORT, &peer.in_port());
@@ -63,7 +67,5 @@ fn jack_midi_clock_sends_start_pulses_and_stop() {
 
 #[test]
 fn jack_midi_clock_with_jitter_still_sends_only_clock() {
-    // Runs after the first (one master at a time: its port name is fixed).
-    std::thread::sleep(Duration::from_secs(4));
     record_master(97.0, 10, "mclk-jitter");
 }

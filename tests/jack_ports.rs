@@ -158,6 +158,8 @@ fn unknown_or_ambiguous_names_fail_listing_the_ports() {
 #[test]
 fn a_lost_input_port_is_reconnected_when_it_returns() {
     let _g = serial();
+    // Shows the watcher's "MIDI port lost" / "reconnected" lines under --nocapture.
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let peer = JackPeer::open("plug");
     let (tx, rx) = crossbeam_channel::bounded(256);
     let ports = Ports::open(&named("plug out", "plug in"), tx).expect("open named ports");

@@ -239,7 +239,7 @@ fn unavailable_reason() -> (&'static str, &'static str) {
     )
 }
 
-#[cfg(windows)]
+#[cfg(all(windows, not(feature = "jack")))]
 fn unavailable_reason() -> (&'static str, &'static str) {
     (
         "Windows MIDI (WinMM) could not be initialised",

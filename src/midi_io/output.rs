@@ -105,23 +105,35 @@ fn run_sender(rx: Receiver<OutCmd>, counters: Arc<OutputCounters>) {
     let mut warned = false;
     for cmd in rx.iter() {
         match cmd {
-            OutCmd::Midi(b, n) => match conn.as_mut() {
-                Some(c) => match c.send(&b[..n as usize]) {
-                    Ok(()) => {
+            OutCmd::Midi(b, n) => {
+                let Some(c) = conn.as_mut() else {
+                    counters.failed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                // midir's JACK `send` debug-asserts that its 16 KiB ringbuffer had room, which
+                // fails when the server died and nothing drains it; keep the thread alive and
+                // drop the connection (the watcher reopens the port when the server returns).
+                let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    c.send(&b[..n as usize])
+                }));
+                match sent {
+                    Ok(Ok(())) => {
                         counters.sent.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         counters.failed.fetch_add(1, Ordering::Relaxed);
                         if !warned {
                             tracing::warn!(port = %port, error = %e, "MIDI output refused a message");
                             warned = true;
                         }
                     }
-                },
-                None => {
-                    counters.failed.fetch_add(1, Ordering::Relaxed);
+                    Err(_) => {
+                        counters.failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(port = %port, "MIDI output failed inside the backend; port dropped");
+                        std::mem::forget(conn.take());
+                    }
                 }
-            },
+            }
             OutCmd::Attach(c, name) => {
                 conn = Some(c);
                 port = name;

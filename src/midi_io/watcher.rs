@@ -178,7 +178,11 @@ fn poll(links: &mut [Link], backend_up: &mut bool) {
         match l.health(&list) {
             Health::Up => {}
             Health::PeerGone => {
-                tracing::warn!(link = l.label, port = ?l.peer, "MIDI port lost: reconnecting when it returns");
+                tracing::warn!(
+                    link = l.label,
+                    port = l.peer.as_deref().unwrap_or(""),
+                    "MIDI port lost: reconnecting when it returns"
+                );
                 l.close(false);
             }
             Health::BackendRestarted => {
@@ -190,7 +194,11 @@ fn poll(links: &mut [Link], backend_up: &mut bool) {
         if l.peer.is_none() {
             match l.open() {
                 Ok(()) => {
-                    tracing::info!(link = l.label, port = ?l.peer, "MIDI port reconnected")
+                    tracing::info!(
+                        link = l.label,
+                        port = l.peer.as_deref().unwrap_or(""),
+                        "MIDI port reconnected"
+                    )
                 }
                 Err(e) => tracing::debug!(link = l.label, error = %e, "MIDI port still missing"),
             }
