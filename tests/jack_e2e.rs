@@ -51,6 +51,17 @@ device = "cpu"
 }
 
 #[test]
+fn e2e_config_is_a_valid_config_file() {
+    let cfg = aria_bridge::config::Config::from_toml(
+        &config_text("model.onnx"),
+        std::path::Path::new("e2e.toml"),
+    )
+    .expect("valid config");
+    assert_eq!(cfg.midi.input_port.as_deref(), Some("e2e out"));
+    assert_eq!(cfg.midi.output_port.as_deref(), Some("e2e in"));
+}
+
+#[test]
 #[ignore = "needs the `aria-bridge run` command (engine) and a model file"]
 fn run_plays_ai_notes_only_inside_their_windows_and_nothing_after_stop() {
     let model = std::env::var("ARIA_E2E_MODEL")

@@ -241,3 +241,89 @@ impl DropMarks {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out_link(endpoint: Endpoint, peer: Option<&str>) -> Link {
+        let (tx, _rx) = crossbeam_channel::bounded(1);
+        Link {
+            label: "out",
+            client: "aria-bridge-out",
+            port_name: "aria-bridge out",
+            endpoint,
+            peer: peer.map(Into::into),
+            kind: Kind::Output { tx },
+        }
+    }
+
+    fn named() -> Endpoint {
+        Endpoint::Named {
+            key: "midi.output_port",
+            query: "synth".into(),
+        }
+    }
+
+    /// A healthy list: our own port among the sources (as JACK lists it) and the synth.
+    fn list(with_synth: bool, with_own: bool) -> PortList {
+        PortList {
+            inputs: if with_own {
+                vec!["aria-bridge-out:aria-bridge out".into()]
+            } else {
+                vec![]
+            },
+            outputs: if with_synth {
+                vec!["synth:in".into()]
+            } else {
+                vec![]
+            },
+        }
+    }
+
+    #[test]
+    fn named_link_is_up_while_its_peer_is_listed() {
+        let l = out_link(named(), Some("synth:in"));
+        assert_eq!(l.health(&list(true, true)), Health::Up);
+    }
+
+    #[test]
+    fn named_link_whose_peer_left_the_list_is_lost() {
+        let l = out_link(named(), Some("synth:in"));
+        assert_eq!(l.health(&list(false, true)), Health::PeerGone);
+    }
+
+    #[test]
+    fn closed_link_is_down() {
+        let l = out_link(named(), None);
+        assert_eq!(l.health(&list(true, true)), Health::Down);
+    }
+
+    #[test]
+    fn virtual_link_does_not_depend_on_other_ports() {
+        let l = out_link(
+            Endpoint::Virtual {
+                key: "midi.output_port",
+            },
+            Some("aria-bridge out"),
+        );
+        assert_eq!(l.health(&list(false, true)), Health::Up);
+    }
+
+    #[cfg(feature = "jack")]
+    #[test]
+    fn own_port_missing_under_jack_means_the_server_restarted() {
+        let l = out_link(named(), Some("synth:in"));
+        assert_eq!(l.health(&list(true, false)), Health::BackendRestarted);
+    }
+
+    #[test]
+    fn closing_an_output_link_detaches_the_sender_and_clears_the_peer() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let mut l = out_link(named(), Some("synth:in"));
+        l.kind = Kind::Output { tx };
+        l.close(true);
+        assert!(l.peer.is_none());
+        assert!(matches!(rx.try_recv(), Ok(OutCmd::Detach { leak: true })));
+    }
+}
