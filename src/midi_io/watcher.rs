@@ -131,11 +131,21 @@ impl Link {
 /// A link's state as seen in one poll.
 #[derive(Debug, PartialEq, Eq)]
 enum Health {
+    /// Open, and what it uses is listed.
     Up,
+    /// Closed (lost earlier, or never reopened).
     Down,
+    /// Open, but the named port it connects to left the list (device unplugged).
     PeerGone,
+    /// Open, but our own port left the list: the JACK server restarted under us.
     BackendRestarted,
 }
+
+/// Whether connections must be forgotten rather than closed once the backend failed: libjack
+/// frees a dead server's clients itself on the next client open (which the probe just did), and
+/// closing them again crashes. ALSA and the others close cleanly, and leaking there would leave
+/// duplicate ports visible to the DAW.
+const LEAK_DEAD_CLIENTS: bool = cfg!(feature = "jack");
 
 /// Runs the watcher until `stop` receives or disconnects; returns the links (to close them).
 pub(crate) fn run(
@@ -165,7 +175,7 @@ fn poll(links: &mut [Link], backend_up: &mut bool) {
                 *backend_up = false;
             }
             for l in links.iter_mut().filter(|l| l.peer.is_some()) {
-                l.close(true);
+                l.close(LEAK_DEAD_CLIENTS);
             }
             return;
         }
