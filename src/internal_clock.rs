@@ -149,3 +149,38 @@ mod tests {
         assert!(s.messages.iter().all(|m| m.bytes[0] != 0x90));
     }
 }
+
+/// Runs an open-ended clock at `bpm` on the wall clock until `stop` is set: Start, then a 0xF8
+/// every pulse period, then Stop. Each message goes to the engine (`try_send`; refusals counted
+/// and returned) and to `out`, so that other devices can follow our clock. Runs on the calling
+/// thread (the daemon gives it its own, `aria-clock`).
+pub fn run_live(
+    bpm: f64,
+    input: &Sender<RawMidi>,
+    out: &mut dyn crate::sink::MidiOut,
+    stop: &AtomicBool,
+) -> u64 {
+    let sleeper = spin_sleep::SpinSleeper::default();
+    let ns_per_pulse = 60e9 / (bpm * PPQN as f64);
+    let mut refused = 0;
+    let mut emit = |at: Nanos, byte: u8| {
+        out.send(at, &[byte]);
+        if let Err(TrySendError::Full(_)) =
+            input.try_send(RawMidi::new(at, PortRole::Notes, &[byte]))
+        {
+            refused += 1;
+        }
+    };
+    // The first clock follows Start by 1 ms, as in the headless script.
+    let origin = clock::now() + 1_000_000;
+    emit(origin - 1_000_000, 0xFA);
+    let mut pulse: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let due = origin + (pulse as f64 * ns_per_pulse).round() as Nanos;
+        sleeper.sleep_until(clock::to_instant(due));
+        emit(due, 0xF8);
+        pulse += 1;
+    }
+    emit(clock::now(), 0xFC);
+    refused
+}

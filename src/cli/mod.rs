@@ -10,6 +10,7 @@ mod generate;
 mod jam;
 mod logging;
 mod ports;
+mod run;
 mod tokenize;
 
 /// Real-time AI piano accompaniment over MIDI, with Aria under ONNX Runtime.
@@ -22,6 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The live daemon: follow a MIDI clock and a player, answer bar by bar on the output port.
+    Run(run::Args),
     /// Headless jam: an internal clock plays a human MIDI file through the engine and writes the session.
     Jam(jam::Args),
     /// Print the Aria tokens of a MIDI file as one JSON array.
@@ -39,6 +42,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     logging::init();
     match cli.command {
+        Command::Run(a) => run::run(a),
         Command::Jam(a) => jam::run(a),
         Command::Tokenize(a) => tokenize::run(a),
         Command::Generate(a) => generate::run(a),
