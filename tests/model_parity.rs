@@ -150,3 +150,32 @@ fn re_export_of_the_fixture_gives_the_same_outputs() {
         assert_eq!(ia, ib);
     }
 }
+
+#[test]
+fn gqa_export_matches_reference_greedy_ids_on_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tiny-gqa.onnx");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = std::process::Command::new("python3")
+        .arg(root.join("models/export_onnx.py"))
+        .arg("--checkpoint")
+        .arg(fixtures().join("aria-tiny-dev.safetensors"))
+        .arg("--config")
+        .arg(fixtures().join("aria-tiny-dev.config.json"))
+        .args(["--variant", "gqa", "--out"])
+        .arg(&out)
+        .status()
+        .expect("python3 is needed (scripts/setup.sh installs numpy and onnx)");
+    assert!(status.success(), "export_onnx.py failed");
+    let mut model = load(&out, false);
+    for case in cases() {
+        let (logits, ids) = greedy(&mut model, &case.prompt_ids, case.greedy_ids.len());
+        let d = max_abs_diff(&logits, &case.last_logits);
+        assert!(
+            d <= 1e-4,
+            "{}: last-position logits differ by {d}",
+            case.name
+        );
+        assert_eq!(ids, case.greedy_ids, "{}: greedy ids differ", case.name);
+    }
+}

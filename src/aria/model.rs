@@ -43,6 +43,17 @@ impl WeightDtype {
     }
 }
 
+/// Which graph `export_onnx.py --variant` wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// Standard ops; the cache grows by concatenation each step.
+    Plain,
+    /// Contrib `GroupQueryAttention` with one preallocated KV buffer per layer, bound as both
+    /// past and present (same shapes and addresses every step).
+    Gqa,
+}
+
 /// What the loaded model is, as read from its inputs and outputs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelInfo {
@@ -58,6 +69,8 @@ pub struct ModelInfo {
     pub max_seq_len: usize,
     /// Weights and cache dtype.
     pub dtype: WeightDtype,
+    /// Graph variant.
+    pub variant: Variant,
 }
 
 /// Why a model could not be loaded or run.
@@ -120,6 +133,10 @@ pub struct ModelOptions {
     pub threads: usize,
     /// Use the IoBinding path even on CPU (it is always used on CUDA); lets CPU tests cover it.
     pub force_io_binding: bool,
+    /// Length of the preallocated KV buffer of a `gqa` export, in tokens (capped by the model's
+    /// maximum). A jam needs prompt + one bar: ~200 + 256; the medium model's full 8192 would
+    /// take 805 MB of fp16 cache.
+    pub max_context: usize,
 }
 
 impl Default for ModelOptions {
@@ -128,6 +145,7 @@ impl Default for ModelOptions {
             device: Device::Cpu,
             threads: 1,
             force_io_binding: false,
+            max_context: 2048,
         }
     }
 }
@@ -138,6 +156,8 @@ enum Slot {
     Ids,
     Positions,
     Past(usize),
+    SeqlensK,
+    TotalLen,
 }
 
 /// A loaded decoder and its cache. Not shared between threads (`forward` takes `&mut self`).
@@ -155,6 +175,8 @@ pub struct AriaModel {
     logits: Vec<f32>,
     binding: Option<IoBinding>,
     device_mem: Option<MemoryInfo<'static>>,
+    /// Tokens the `gqa` KV buffers hold.
+    capacity: usize,
 }
 
 impl std::fmt::Debug for AriaModel {
@@ -193,7 +215,13 @@ impl AriaModel {
             reason,
         };
         let (info, slots, past_names, present_names) = read_interface(&session).map_err(bad)?;
-        let device_mem = if provider == Provider::Cuda || options.force_io_binding {
+        let gqa = info.variant == Variant::Gqa;
+        let capacity = if gqa {
+            options.max_context.clamp(1, info.max_seq_len)
+        } else {
+            info.max_seq_len
+        };
+        let device_mem = if provider == Provider::Cuda || options.force_io_binding || gqa {
             let dev = if provider == Provider::Cuda {
                 AllocationDevice::CUDA
             } else {
@@ -223,6 +251,7 @@ impl AriaModel {
             logits: Vec::new(),
             binding,
             device_mem,
+            capacity,
         };
         model.reset()?;
         tracing::info!(
@@ -263,8 +292,21 @@ impl AriaModel {
 
     /// Empties the cache (a new sequence starts at position 0).
     pub fn reset(&mut self) -> Result<(), ModelError> {
+        self.len = 0;
+        let n = 2 * self.info.n_layers;
+        if self.info.variant == Variant::Gqa
+            && self.past.len() == n
+            && self.past.iter().all(Option::is_some)
+        {
+            // Shared buffers are reused: GQA reads only the first seqlens_k + 1 slots, so stale
+            // entries of the previous sequence are never seen.
+            return Ok(());
+        }
         let i = &self.info;
-        let shape = [1usize, i.n_heads, 0, i.head_dim];
+        let shape = match i.variant {
+            Variant::Plain => [1usize, i.n_heads, 0, i.head_dim],
+            Variant::Gqa => [1usize, i.n_heads, self.capacity, i.head_dim],
+        };
         let mut past = Vec::with_capacity(2 * i.n_layers);
         let ty = match i.dtype {
             WeightDtype::Fp32 => TensorElementType::Float32,
@@ -272,9 +314,17 @@ impl AriaModel {
             WeightDtype::Bf16 => TensorElementType::Bfloat16,
         };
         for _ in 0..2 * i.n_layers {
-            let v: DynValue = DynTensor::new(self.session.allocator(), ty, shape)
-                .map_err(infer)?
-                .into_dyn();
+            let v: DynValue = match (&self.device_mem, i.variant) {
+                (Some(mem), Variant::Gqa) => {
+                    // The shared buffer lives where the provider computes.
+                    let alloc =
+                        ort::memory::Allocator::new(&self.session, mem.clone()).map_err(infer)?;
+                    DynTensor::new(&alloc, ty, shape).map_err(infer)?.into_dyn()
+                }
+                _ => DynTensor::new(self.session.allocator(), ty, shape)
+                    .map_err(infer)?
+                    .into_dyn(),
+            };
             past.push(Some(v));
         }
         self.past = past;
@@ -292,10 +342,10 @@ impl AriaModel {
             ));
         }
         let wanted = self.len + tokens.len();
-        if wanted > self.info.max_seq_len {
+        if wanted > self.capacity {
             return Err(ModelError::ContextFull {
                 wanted,
-                max: self.info.max_seq_len,
+                max: self.capacity,
             });
         }
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.info.vocab_size) {
@@ -304,7 +354,9 @@ impl AriaModel {
                 self.info.vocab_size
             )));
         }
-        let result = if self.binding.is_some() {
+        let result = if self.info.variant == Variant::Gqa {
+            self.step_gqa(tokens)
+        } else if self.binding.is_some() {
             self.step_bound(tokens)
         } else {
             self.step_plain(tokens)
@@ -316,6 +368,10 @@ impl AriaModel {
             }
             Err(e) => {
                 // A half-updated cache must never be reused.
+                self.len = 0;
+                if self.past.iter().any(Option::is_none) {
+                    self.past.clear();
+                }
                 let _ = self.reset();
                 Err(e)
             }
@@ -342,6 +398,7 @@ impl AriaModel {
                 Slot::Ids => ids.take(),
                 Slot::Positions => pos.take(),
                 Slot::Past(j) => self.past[j].take(),
+                Slot::SeqlensK | Slot::TotalLen => None,
             }
             .ok_or_else(|| ModelError::Inference("KV cache missing (earlier failure)".into()))?;
             inputs.push(SessionInputValue::Owned(v));
@@ -399,6 +456,51 @@ impl AriaModel {
     }
 }
 
+impl AriaModel {
+    /// `gqa`: every layer's K and V buffer is bound as both past and present, so ORT writes the
+    /// new entries in place; only the ids and two lengths change between steps.
+    fn step_gqa(&mut self, tokens: &[u32]) -> Result<(), ModelError> {
+        let n = tokens.len();
+        let ids: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
+        let ids = Tensor::from_array(([1usize, n], ids)).map_err(infer)?;
+        let total = (self.len + n) as i32;
+        // seqlens_k is the index of the last token (total - 1), per ORT's contrib-op spec.
+        let seqlens = Tensor::from_array(([1usize], vec![total - 1])).map_err(infer)?;
+        let total_t = Tensor::from_array((Vec::<usize>::new(), vec![total])).map_err(infer)?;
+        let binding = self.binding.as_mut().expect("gqa uses a binding");
+        binding.clear();
+        for slot in &self.slots {
+            match *slot {
+                Slot::Ids => binding.bind_input("input_ids", &ids),
+                Slot::SeqlensK => binding.bind_input("seqlens_k", &seqlens),
+                Slot::TotalLen => binding.bind_input("total_sequence_length", &total_t),
+                Slot::Positions => Ok(()),
+                Slot::Past(j) => {
+                    let v = self.past[j].as_mut().ok_or_else(|| {
+                        ModelError::Inference("KV buffer missing (earlier failure)".into())
+                    })?;
+                    binding
+                        .bind_input(self.past_names[j].as_str(), &*v)
+                        .and_then(|_| binding.bind_output(self.present_names[j].as_str(), v))
+                }
+            }
+            .map_err(infer)?;
+        }
+        let host = MemoryInfo::new(
+            AllocationDevice::CPU,
+            0,
+            AllocatorType::Device,
+            MemoryType::Default,
+        )
+        .map_err(infer)?;
+        binding
+            .bind_output_to_device("logits", &host)
+            .map_err(infer)?;
+        let out = self.session.run_binding(binding).map_err(infer)?;
+        copy_logits(&out, &mut self.logits, self.info.vocab_size)
+    }
+}
+
 fn copy_logits(
     out: &ort::session::SessionOutputs<'_>,
     dst: &mut Vec<f32>,
@@ -433,14 +535,22 @@ fn read_interface(session: &Session) -> Result<Interface, String> {
     let inputs = session.inputs();
     let outputs = session.outputs();
     let names: Vec<&str> = inputs.iter().map(|i| i.name()).collect();
-    if names.contains(&"seqlens_k") {
-        return Err(
-            "it is the `gqa` export (GroupQueryAttention), which this runtime does not drive; \
-             export with `--variant plain`"
-                .into(),
-        );
-    }
-    for need in ["input_ids", "positions", "past_key_0", "past_value_0"] {
+    let variant = if names.contains(&"seqlens_k") {
+        Variant::Gqa
+    } else {
+        Variant::Plain
+    };
+    let needed: &[&str] = match variant {
+        Variant::Plain => &["input_ids", "positions", "past_key_0", "past_value_0"],
+        Variant::Gqa => &[
+            "input_ids",
+            "seqlens_k",
+            "total_sequence_length",
+            "past_key_0",
+            "past_value_0",
+        ],
+    };
+    for &need in needed {
         if !names.contains(&need) {
             return Err(format!(
                 "input `{need}` is missing (inputs are: {})",
@@ -470,6 +580,8 @@ fn read_interface(session: &Session) -> Result<Interface, String> {
         slots.push(match *n {
             "input_ids" => Slot::Ids,
             "positions" => Slot::Positions,
+            "seqlens_k" => Slot::SeqlensK,
+            "total_sequence_length" => Slot::TotalLen,
             other => match past_names.iter().position(|p| p == other) {
                 Some(j) => Slot::Past(j),
                 None => return Err(format!("unexpected input `{other}`")),
@@ -516,6 +628,7 @@ fn read_interface(session: &Session) -> Result<Interface, String> {
         vocab_size: logits.1[1] as usize,
         max_seq_len,
         dtype,
+        variant,
     };
     Ok((info, slots, past_names, present_names))
 }
