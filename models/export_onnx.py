@@ -220,10 +220,11 @@ def build(w, cfg, dtype, variant):
     np_dtype, onnx_dtype = DTYPES[dtype]
     g = Graph(np_dtype, onnx_dtype)
     g.const_i64("split_ff", [f, f])
-    g.const_i64("split_qkv", [d, d, d])
-    g.const_i64("split_half", [dh // 2, dh // 2])
-    g.const_i64("shape_bshd", [0, 0, h, dh])
-    g.const_i64("shape_bsd", [0, 0, d])
+    if variant == "plain":
+        g.const_i64("split_qkv", [d, d, d])
+        g.const_i64("split_half", [dh // 2, dh // 2])
+        g.const_i64("shape_bshd", [0, 0, h, dh])
+        g.const_i64("shape_bsd", [0, 0, d])
     g.const_i64("last_start", [-1])
     g.const_i64("last_end", [2**62])
     g.const_i64("axis1", [1])
