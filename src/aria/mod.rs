@@ -1,4 +1,9 @@
 //! The model side: Aria's tokenizer, the ONNX Runtime session and sampling.
 
+pub mod generator;
+pub mod grammar;
 pub mod midi_dict;
+pub mod model;
+pub mod runtime;
+pub mod sampling;
 pub mod tokenizer;
