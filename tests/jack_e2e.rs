@@ -6,8 +6,8 @@
 //! after Stop; prints where in their windows the notes landed. The window check has a tolerance
 //! of one pulse (20.8 ms at 120 BPM): it pins membership, not precision.
 //!
-//! Run (needs the `run` command and a model; ARIA_E2E_MODEL overrides the config's default):
-//! `scripts/with-jack.sh cargo test --features jack --test jack_e2e -- --ignored --nocapture`
+//! Run (ARIA_E2E_MODEL overrides the model, models/aria-tiny-dev.onnx by default):
+//! `scripts/with-jack.sh cargo test --features jack --test jack_e2e -- --nocapture`
 #![cfg(feature = "jack")]
 
 mod support_jack;
@@ -62,10 +62,9 @@ fn e2e_config_is_a_valid_config_file() {
 }
 
 #[test]
-#[ignore = "needs the `aria-bridge run` command (engine) and a model file"]
 fn run_plays_ai_notes_only_inside_their_windows_and_nothing_after_stop() {
     let model = std::env::var("ARIA_E2E_MODEL")
-        .unwrap_or_else(|_| format!("{}/models/aria-demo.onnx", env!("CARGO_MANIFEST_DIR")));
+        .unwrap_or_else(|_| format!("{}/models/aria-tiny-dev.onnx", env!("CARGO_MANIFEST_DIR")));
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("e2e.toml");
     std::fs::write(&cfg, config_text(&model)).unwrap();
