@@ -74,6 +74,8 @@ fn run_plays_ai_notes_only_inside_their_windows_and_nothing_after_stop() {
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_aria-bridge"))
         .args(["run", "--config"])
         .arg(&cfg)
+        .arg("--send-log")
+        .arg(dir.path().join("sends.csv"))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -172,4 +174,51 @@ fn run_plays_ai_notes_only_inside_their_windows_and_nothing_after_stop() {
         }
     );
     assert!(notes > 0, "the daemon played nothing; log:\n{log}");
+
+    // Timing: the daemon logs each message's intended instant; both processes read the same
+    // CLOCK_MONOTONIC, so arrival minus intention is the whole path's error (scheduler wake-up,
+    // sender thread, JACK's period quantisation). Printed, not asserted: it depends on load.
+    let sends = std::fs::read_to_string(dir.path().join("sends.csv")).unwrap();
+    let mut send_late_us = Vec::new();
+    let intended: Vec<(i64, String)> = sends
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            let at: i64 = f.next()?.parse().ok()?;
+            let sent: i64 = f.next()?.parse().ok()?;
+            send_late_us.push((sent - at) / 1_000);
+            Some((at, f.next()?.to_string()))
+        })
+        .collect();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let arrived: Vec<(i64, String)> = got
+        .iter()
+        .filter(|m| (0x80..0xF0).contains(&m.as_slice()[0]))
+        .map(|m| (m.at as i64, hex(m.as_slice())))
+        .collect();
+    // The peer stopped listening before the daemon's shutdown all-notes-off, so what arrived is
+    // a prefix of what was sent.
+    assert!(arrived.len() <= intended.len());
+    assert_eq!(
+        intended[..arrived.len()]
+            .iter()
+            .map(|x| &x.1)
+            .collect::<Vec<_>>(),
+        arrived.iter().map(|x| &x.1).collect::<Vec<_>>(),
+        "the peer received exactly what the daemon sent, in order"
+    );
+    let errors_us: Vec<i64> = intended
+        .iter()
+        .zip(&arrived)
+        .filter(|(i, _)| i.1.starts_with('9'))
+        .map(|(i, a)| (a.0 - i.0) / 1_000)
+        .collect();
+    let (p50, p99, max) = percentiles(&errors_us);
+    let (s50, s99, smax) = percentiles(&send_late_us);
+    println!("e2e timing: daemon send - intended instant (µs) p50 {s50} / p99 {s99} / max {smax}");
+    println!(
+        "e2e timing: {} note-ons, arrival - intended instant (µs) p50 {p50} / p99 {p99} / max {max} (JACK period {} µs)",
+        errors_us.len(),
+        64 * 1_000_000 / 48_000
+    );
 }

@@ -34,6 +34,10 @@ pub struct Args {
     /// Port carrying the clock, when it is not the note input.
     #[arg(long)]
     pub clock_port: Option<String>,
+    /// Write one line per sent message (intended instant, send instant in CLOCK_MONOTONIC ns,
+    /// bytes in hex) to this file, to measure output timing.
+    #[arg(long)]
+    pub send_log: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelFlags,
 }
@@ -68,6 +72,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let generator = common::load_generator(&cfg)?;
     tracing::info!("model: {}", generator.describe());
     let mut ports = Ports::open_output(&cfg.midi)?;
+    if let Some(path) = &args.send_log {
+        ports
+            .log_sends(path)
+            .with_context(|| format!("cannot write the send log {}", path.display()))?;
+    }
     let live = Live::start(
         &cfg,
         generator,

@@ -62,6 +62,8 @@ pub struct PortStats {
     pub send_dropped: u64,
     /// Outgoing messages lost (no port connected, or the backend refused them).
     pub send_failed: u64,
+    /// How late messages left for the port after their intended instant, µs: p50, p99, max.
+    pub send_late_us: (u64, u64, u64),
 }
 
 /// The open ports: input connections, the output sender thread and the watcher.
@@ -220,7 +222,20 @@ impl Ports {
             sent: r(&self.out_counters.sent),
             send_dropped: r(&self.out_counters.dropped),
             send_failed: r(&self.out_counters.failed),
+            send_late_us: {
+                let h = self.out_counters.lateness_us.lock();
+                (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max())
+            },
         }
+    }
+
+    /// Writes a line per sent message to `path` (intended instant, send instant, bytes), for
+    /// measuring output timing against a peer on the same machine.
+    pub fn log_sends(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let f = std::fs::File::create(path)?;
+        self.out_tx
+            .send(OutCmd::Log(std::io::BufWriter::new(f)))
+            .map_err(|_| std::io::Error::other("the MIDI output thread has stopped"))
     }
 
     /// Stops the watcher, closes the inputs, sends what the output still holds (call it after

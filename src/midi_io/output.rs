@@ -29,7 +29,7 @@ pub const OUTPUT_QUEUE: usize = 2048;
 const FLUSH_BEFORE_CLOSE: Duration = Duration::from_millis(100);
 
 /// Message counts of the output, shared with its owner.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OutputCounters {
     /// Messages the backend accepted.
     pub sent: AtomicU64,
@@ -37,12 +37,36 @@ pub struct OutputCounters {
     pub dropped: AtomicU64,
     /// Messages lost because no port was connected or the backend refused them.
     pub failed: AtomicU64,
+    /// How late each message left the sender thread after its intended instant, µs (recorded by
+    /// the sender thread only; read at the end for the port summary).
+    pub lateness_us: parking_lot::Mutex<hdrhistogram::Histogram<u64>>,
 }
+
+impl Default for OutputCounters {
+    fn default() -> Self {
+        Self {
+            sent: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            // 1 µs to 60 s at 3 significant digits: preallocated, so recording never allocates.
+            lateness_us: parking_lot::Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
+                    .expect("valid histogram bounds"),
+            ),
+        }
+    }
+}
+
+/// A file that receives one line per sent message: intended instant, actual send instant (both
+/// `clock::now()` nanoseconds, CLOCK_MONOTONIC on Unix) and the bytes in hex.
+pub type SendLog = std::io::BufWriter<std::fs::File>;
 
 /// What the sender thread is told.
 pub(crate) enum OutCmd {
-    /// Send these bytes now.
-    Midi([u8; 3], u8),
+    /// Send these bytes now; the last field is the instant the scheduler meant them for.
+    Midi([u8; 3], u8, Nanos),
+    /// Write a line per sent message here from now on.
+    Log(SendLog),
     /// Use this connection from now on (to the named port).
     Attach(MidiOutputConnection, String),
     /// The port is gone; `leak` when the backend freed the client already (JACK server death),
@@ -70,14 +94,14 @@ impl MidirOut {
 
 impl MidiOut for MidirOut {
     /// Runs on the scheduler thread: no allocation, never blocks; a full queue drops and counts.
-    fn send(&mut self, _at: Nanos, bytes: &[u8]) {
+    fn send(&mut self, at: Nanos, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
         let mut b = [0u8; 3];
         let n = bytes.len().min(3);
         b[..n].copy_from_slice(&bytes[..n]);
-        if self.tx.try_send(OutCmd::Midi(b, n as u8)).is_err() {
+        if self.tx.try_send(OutCmd::Midi(b, n as u8, at)).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -103,9 +127,11 @@ fn run_sender(rx: Receiver<OutCmd>, counters: Arc<OutputCounters>) {
     let mut port = String::new();
     // One warning per outage, not one per message (a bar can hold hundreds).
     let mut warned = false;
+    let mut log: Option<SendLog> = None;
     for cmd in rx.iter() {
         match cmd {
-            OutCmd::Midi(b, n) => {
+            OutCmd::Log(l) => log = Some(l),
+            OutCmd::Midi(b, n, at) => {
                 let Some(c) = conn.as_mut() else {
                     counters.failed.fetch_add(1, Ordering::Relaxed);
                     continue;
@@ -118,7 +144,21 @@ fn run_sender(rx: Receiver<OutCmd>, counters: Arc<OutputCounters>) {
                 }));
                 match sent {
                     Ok(Ok(())) => {
+                        let sent_at = crate::clock::now();
                         counters.sent.fetch_add(1, Ordering::Relaxed);
+                        counters
+                            .lateness_us
+                            .lock()
+                            .saturating_record(sent_at.saturating_sub(at) / 1_000);
+                        if let Some(l) = log.as_mut() {
+                            use std::io::Write;
+                            let bytes: String =
+                                b[..n as usize].iter().map(|x| format!("{x:02x}")).collect();
+                            if writeln!(l, "{at},{sent_at},{bytes}").is_err() {
+                                tracing::warn!("send log write failed; logging stops");
+                                log = None;
+                            }
+                        }
                     }
                     Ok(Err(e)) => {
                         counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -149,6 +189,10 @@ fn run_sender(rx: Receiver<OutCmd>, counters: Arc<OutputCounters>) {
             OutCmd::Stop => break,
         }
     }
+    if let Some(mut l) = log.take() {
+        use std::io::Write;
+        let _ = l.flush();
+    }
     if let Some(c) = conn.take() {
         std::thread::sleep(FLUSH_BEFORE_CLOSE);
         c.close();
@@ -169,7 +213,7 @@ mod tests {
         out.send(2, &[0x80, 61, 0]);
         assert_eq!(c.dropped.load(Ordering::Relaxed), 2);
         match rx.try_recv() {
-            Ok(OutCmd::Midi(b, 3)) => assert_eq!(b, [0x90, 60, 100]),
+            Ok(OutCmd::Midi(b, 3, _)) => assert_eq!(b, [0x90, 60, 100]),
             _ => panic!("expected the first note-on"),
         }
     }
