@@ -137,6 +137,9 @@ pub struct ModelOptions {
     /// maximum). A jam needs prompt + one bar: ~200 + 256; the medium model's full 8192 would
     /// take 805 MB of fp16 cache.
     pub max_context: usize,
+    /// Write ORT's per-node profile (JSON) to a file starting with this prefix; see
+    /// [`AriaModel::end_profiling`].
+    pub profile: Option<PathBuf>,
 }
 
 impl Default for ModelOptions {
@@ -146,6 +149,7 @@ impl Default for ModelOptions {
             threads: 1,
             force_io_binding: false,
             max_context: 2048,
+            profile: None,
         }
     }
 }
@@ -204,6 +208,9 @@ impl AriaModel {
         }
         let (mut builder, provider) =
             runtime.session_builder(options.device, options.threads, false)?;
+        if let Some(prefix) = &options.profile {
+            builder = builder.with_profiling(prefix).map_err(infer)?;
+        }
         let session = builder
             .commit_from_file(path)
             .map_err(|e| ModelError::Load {
@@ -278,6 +285,11 @@ impl AriaModel {
     /// The model file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Stops ORT's profiler (when [`ModelOptions::profile`] was set) and returns the file written.
+    pub fn end_profiling(&mut self) -> Result<String, ModelError> {
+        self.session.end_profiling().map_err(infer)
     }
 
     /// Tokens currently in the cache (the position of the next token).

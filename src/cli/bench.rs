@@ -54,6 +54,9 @@ pub struct Args {
     /// Top-p mass, used when --min-p is 0.
     #[arg(long, default_value_t = 0.9)]
     pub top_p: f32,
+    /// Write ORT's per-node profile to a JSON file starting with this prefix.
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -123,6 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = ModelOptions {
         device: args.device,
         threads: args.threads,
+        profile: args.profile.clone(),
         ..ModelOptions::default()
     };
     let mut model = AriaModel::load(rt, &args.model, &opts)?;
@@ -184,6 +188,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         pb.inc(1);
     }
     pb.finish_and_clear();
+    if args.profile.is_some() {
+        eprintln!("ORT profile written to {}", model.end_profiling()?);
+    }
 
     let bar_q = quantiles(&bar);
     let report = Report {
