@@ -32,7 +32,10 @@ fn missing_model_file_says_how_to_export_one() {
     let err = load(Path::new("/nonexistent/aria.onnx")).unwrap_err();
     assert!(matches!(err, ModelError::NotFound { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("/nonexistent/aria.onnx") && msg.contains("export_onnx.py"), "{msg}");
+    assert!(
+        msg.contains("/nonexistent/aria.onnx") && msg.contains("export_onnx.py"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -71,7 +74,10 @@ fn model_with_other_inputs_is_an_interface_error() {
     let err = load(&path).unwrap_err();
     assert!(matches!(err, ModelError::Interface { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("input_ids") && msg.contains("export_onnx.py"), "{msg}");
+    assert!(
+        msg.contains("input_ids") && msg.contains("export_onnx.py"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -91,7 +97,10 @@ fn vocabulary_size_the_tokenizer_does_not_know_is_rejected() {
     let model = load(&path).unwrap();
     assert_eq!(model.info().vocab_size, 1000);
     let err = AriaGenerator::new(model, Duration::ZERO).unwrap_err();
-    assert!(matches!(err, AriaSetupError::VocabMismatch { size: 1000, .. }));
+    assert!(matches!(
+        err,
+        AriaSetupError::VocabMismatch { size: 1000, .. }
+    ));
     assert!(err.to_string().contains("17727"));
 }
 
@@ -131,7 +140,10 @@ fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -154,8 +166,14 @@ fn cli_cuda_without_cuda_fails_and_never_falls_back_to_cpu() {
     );
     // This CPU-only build of ONNX Runtime cannot register CUDA; a GPU build on a GPU machine would.
     if !ok {
-        assert!(err.contains("CUDA execution provider could not be registered"), "{err}");
-        assert!(err.contains("onnxruntime-gpu") && err.contains("CUDA 13"), "{err}");
+        assert!(
+            err.contains("CUDA execution provider could not be registered"),
+            "{err}"
+        );
+        assert!(
+            err.contains("onnxruntime-gpu") && err.contains("CUDA 13"),
+            "{err}"
+        );
     } else {
         assert!(!err.contains("\"provider\":\"cpu\""));
     }

@@ -9,7 +9,9 @@ use aria_bridge::aria::generator::{AriaGenerator, Limits};
 use aria_bridge::aria::model::{AriaModel, ModelOptions};
 use aria_bridge::aria::runtime::Runtime;
 use aria_bridge::aria::tokenizer::{Special, TokenKind};
-use aria_bridge::generator::{GenerationRequest, Generator, GeneratorError, SamplingParams, StopReason};
+use aria_bridge::generator::{
+    GenerationRequest, Generator, GeneratorError, SamplingParams, StopReason,
+};
 use aria_bridge::note::{MsNote, Prompt};
 
 fn root() -> &'static Path {
@@ -41,17 +43,31 @@ fn generate_json_reproduces_the_reference_greedy_ids() {
         let file = case["prompt_file"].as_str().unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_aria-bridge"))
             .current_dir(root())
-            .args(["generate", "--device", "cpu", "--greedy", "--no-mask", "--json"])
+            .args([
+                "generate",
+                "--device",
+                "cpu",
+                "--greedy",
+                "--no-mask",
+                "--json",
+            ])
             .args(["--max-new-tokens", "64", "--prompt-ms"])
             .arg(case["prompt_ms"].to_string())
             .arg("--prompt")
             .arg(midi(file))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(got["prompt_ids"], case["prompt_ids"], "{file}: prompt ids");
-        assert_eq!(got["generated_ids"], case["greedy_ids"], "{file}: greedy ids");
+        assert_eq!(
+            got["generated_ids"], case["greedy_ids"],
+            "{file}: greedy ids"
+        );
     }
 }
 
@@ -61,7 +77,15 @@ fn generate_without_json_writes_prompt_and_continuation_as_midi() {
     let out = dir.path().join("cont.mid");
     let status = Command::new(env!("CARGO_BIN_EXE_aria-bridge"))
         .current_dir(root())
-        .args(["generate", "--device", "cpu", "--seed", "4", "--max-new-tokens", "60"])
+        .args([
+            "generate",
+            "--device",
+            "cpu",
+            "--seed",
+            "4",
+            "--max-new-tokens",
+            "60",
+        ])
         .args(["--prompt-ms", "4000", "--prompt"])
         .arg(midi("pokey_jazz.mid"))
         .arg("--out")

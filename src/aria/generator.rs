@@ -15,7 +15,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::aria::grammar::{Cursor, Grammar, Step};
+use crate::aria::grammar::{hull, Cursor, Grammar, Step};
 use crate::aria::model::{AriaModel, ModelError, ModelOptions};
 use crate::aria::runtime::Runtime;
 use crate::aria::sampling::Sampler;
@@ -156,17 +156,23 @@ impl AriaGenerator {
                 decode_ms,
             })
         };
+        let margin = self.margin;
         let late = |step: Duration| {
             limits
                 .deadline
-                .is_some_and(|d| Instant::now() + step + self.margin >= d)
+                .is_some_and(|d| Instant::now() + step + margin >= d)
         };
         if late(Duration::ZERO) {
             return done(StopReason::Deadline, 0.0, 0.0, out);
         }
         self.model.reset().map_err(fail)?;
         let t0 = Instant::now();
-        let mut logits = self.model.forward(prompt_ids).map_err(fail)?;
+        self.set_allowed(&cursor, limits.masked, vocab);
+        // Only the rows the next draw can pick are computed (see `AriaModel::forward_range`).
+        let mut logits = self
+            .model
+            .forward_range(prompt_ids, hull(&self.allowed))
+            .map_err(fail)?;
         let prefill_ms = ms(t0.elapsed());
         let t1 = Instant::now();
         // The last step's duration predicts the next one: stop before a step that would overrun.
@@ -179,12 +185,6 @@ impl AriaGenerator {
                 break StopReason::Deadline;
             }
             let s = Instant::now();
-            if limits.masked {
-                self.grammar.allowed(&cursor, &mut self.allowed);
-            } else {
-                self.allowed.clear();
-                self.allowed.push(0..vocab);
-            }
             let next = self
                 .sampler
                 .sample(logits, &self.allowed, params)
@@ -203,11 +203,27 @@ impl AriaGenerator {
             if out.len() >= params.max_new_tokens as usize {
                 break StopReason::TokenCap;
             }
-            logits = self.model.forward(&[next]).map_err(fail)?;
+            self.set_allowed(&cursor, limits.masked, vocab);
+            logits = self
+                .model
+                .forward_range(&[next], hull(&self.allowed))
+                .map_err(fail)?;
             step_cost = s.elapsed();
         };
         let decode_ms = ms(t1.elapsed());
         done(stop, prefill_ms, decode_ms, out)
+    }
+}
+
+impl AriaGenerator {
+    /// The ids the next draw may pick: the grammar's, or the whole vocabulary unmasked.
+    fn set_allowed(&mut self, cursor: &Cursor, masked: bool, vocab: u32) {
+        if masked {
+            self.grammar.allowed(cursor, &mut self.allowed);
+        } else {
+            self.allowed.clear();
+            self.allowed.push(0..vocab);
+        }
     }
 }
 
