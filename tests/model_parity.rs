@@ -2,6 +2,9 @@
 //! 1e-4 and the 64 greedy ids exactly, for both prompts of `aria-tiny-dev.reference.json`.
 //! Needs ONNX Runtime (`scripts/setup.sh`) and, for the re-export test, python3 with numpy + onnx.
 
+// `&[0..n]` is a list of allowed ranges that happens to hold one.
+#![allow(clippy::single_range_in_vec_init)]
+
 use std::path::{Path, PathBuf};
 
 use aria_bridge::aria::model::{AriaModel, ModelOptions};

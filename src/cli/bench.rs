@@ -165,7 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         seed: 0,
         max_new_tokens: args.new_tokens as u32,
     };
-    let mut allowed = vec![0..vocab];
+    let mut allowed = Vec::with_capacity(4);
     let mut sampler = Sampler::new(0);
     // The next draw's ids: the grammar's (masked) or all of them.
     let set_allowed = |cursor: &Option<aria_bridge::aria::grammar::Cursor>,
