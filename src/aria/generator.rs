@@ -355,6 +355,13 @@ mod tests {
     }
 
     #[test]
+    fn generator_can_move_to_the_worker_thread() {
+        fn send<T: Send>() {}
+        send::<AriaGenerator>();
+        let _: Option<Box<dyn Generator>> = None::<AriaGenerator>.map(|g| Box::new(g) as _);
+    }
+
+    #[test]
     fn rebase_of_an_empty_prompt_is_identity() {
         let p = Prompt {
             notes: vec![],
