@@ -364,13 +364,14 @@ impl Tokenizer {
 
     /// The tokenizer that matches a model's vocabulary size: 17727 (default) or 17729 (pedal).
     pub fn for_vocab_size(n: usize) -> Result<Self, TokenizerError> {
-        match n as u32 {
-            _ if n == vocab::DEFAULT_VOCAB_SIZE as usize => Ok(Self::new()),
-            _ if n == vocab::PEDAL_VOCAB_SIZE as usize => Ok(Tokenizer {
-                vocab: Vocab::build(true),
-            }),
-            _ => Err(TokenizerError::UnsupportedVocabSize(n)),
-        }
+        let pedal = match u32::try_from(n) {
+            Ok(vocab::DEFAULT_VOCAB_SIZE) => false,
+            Ok(vocab::PEDAL_VOCAB_SIZE) => true,
+            _ => return Err(TokenizerError::UnsupportedVocabSize(n)),
+        };
+        Ok(Tokenizer {
+            vocab: Vocab::build(pedal),
+        })
     }
 
     /// Number of ids.
