@@ -193,6 +193,18 @@ impl Grammar {
     }
 }
 
+/// The smallest single range covering `ranges` (sorted by start), e.g. the head rows a step
+/// must compute; `0..0` when empty.
+pub fn hull(ranges: &[Range<u32>]) -> Range<u32> {
+    match (
+        ranges.iter().map(|r| r.start).min(),
+        ranges.iter().map(|r| r.end).max(),
+    ) {
+        (Some(a), Some(b)) => a..b,
+        _ => 0..0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +288,19 @@ mod tests {
         g.allowed(&c, &mut out);
         assert!(ids_in(&out).contains(&on));
         assert_eq!(g.advance(&tok, &mut c, on), Step::Onset(10_000));
+    }
+
+    #[test]
+    fn hull_covers_every_allowed_id_and_is_much_narrower_than_the_vocabulary() {
+        let tok = Tokenizer::new();
+        let g = Grammar::new(&tok);
+        let mut out = Vec::new();
+        let c = g.start(&tok, &[tok.special_id(Special::S)]);
+        g.allowed(&c, &mut out);
+        let h = hull(&out);
+        assert!(ids_in(&out).iter().all(|id| h.contains(id)));
+        assert!(h.len() < 2500, "{h:?}");
+        assert_eq!(hull(&[]), 0..0);
     }
 
     #[test]
