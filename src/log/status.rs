@@ -1,0 +1,67 @@
+//! The live status line: bar, BPM, last generation time, p95 so far, misses, queue depth. Pure:
+//! fed the same [`Record`]s as the log file, on the log thread.
+
+use super::event::{Event, Record};
+
+/// Builds a status line every `every_bars` bars (0 = never).
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    every_bars: u32,
+    bpm: Option<f64>,
+    last_gen_ms: Option<f64>,
+    gen_ms: Vec<f64>,
+    missed: u64,
+    dropped: u64,
+    depth: u32,
+}
+
+impl Status {
+    /// A status tracker that speaks every `every_bars` bars (`log.status_every_bars`).
+    pub fn new(every_bars: u32) -> Self {
+        Self {
+            every_bars,
+            ..Self::default()
+        }
+    }
+
+    /// Takes one record; returns the status line when a bar boundary is due for one.
+    pub fn observe(&mut self, r: &Record) -> Option<String> {
+        match &r.event {
+            Event::Session { bpm, .. } => self.bpm = Some(*bpm),
+            Event::Tempo { bpm, .. } | Event::TempoJump { bpm, .. } => self.bpm = Some(*bpm),
+            Event::Generated { gen_ms, .. } => {
+                self.last_gen_ms = Some(*gen_ms);
+                self.gen_ms.push(*gen_ms);
+            }
+            Event::Missed { .. } => self.missed += 1,
+            Event::Dropped { .. } => self.dropped += 1,
+            Event::Enqueued { queue_depth, .. } => self.depth = *queue_depth,
+            Event::GenerationStarted { .. } => self.depth = self.depth.saturating_sub(1),
+            Event::Boundary { bar } if self.every_bars > 0 => {
+                if bar % self.every_bars as u64 == 0 {
+                    return Some(self.line(*bar));
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// p95 of the generation times so far (nearest rank), ms.
+    pub fn p95_ms(&self) -> Option<f64> {
+        crate::report::stats::quantile(&self.gen_ms, 0.95)
+    }
+
+    fn line(&self, bar: u64) -> String {
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));
+        format!(
+            "bar {bar} | {} BPM | last gen {} | p95 {} | missed {} | dropped {} | queue {}",
+            self.bpm.map_or("-".to_string(), |b| format!("{b:.1}")),
+            ms(self.last_gen_ms),
+            ms(self.p95_ms()),
+            self.missed,
+            self.dropped,
+            self.depth
+        )
+    }
+}
