@@ -13,3 +13,23 @@ pub fn init() {
         .with_target(false)
         .try_init();
 }
+
+/// `--log FILE.jsonl`, shared by every command that runs the engine.
+#[derive(Debug, Default, clap::Args)]
+pub struct LogFlags {
+    /// Write one JSON event per bar lifecycle step to this file (read it with `aria-bridge report`).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub log: Option<std::path::PathBuf>,
+}
+
+impl LogFlags {
+    /// Opens the event log when `--log` was given. Keep the file alive until the run ends:
+    /// dropping it flushes the lines still buffered.
+    pub fn open(&self) -> anyhow::Result<Option<aria_bridge::log::LogFile>> {
+        self.log
+            .as_deref()
+            .map(aria_bridge::log::LogFile::create)
+            .transpose()
+            .map_err(Into::into)
+    }
+}

@@ -9,6 +9,7 @@ mod common;
 mod generate;
 mod jam;
 mod logging;
+mod report;
 mod tokenize;
 
 /// Real-time AI piano accompaniment over MIDI, with Aria under ONNX Runtime.
@@ -29,6 +30,8 @@ enum Command {
     Generate(generate::Args),
     /// Measure prefill, decode and whole-bar latency of a model.
     Bench(bench::Args),
+    /// Latency figures, advice and plots from a `--log` file; piano roll of a session.
+    Report(report::Args),
 }
 
 /// Parses the command line and runs the command.
@@ -40,5 +43,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Tokenize(a) => tokenize::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Report(a) => report::run(a),
     }
 }
