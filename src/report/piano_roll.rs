@@ -112,8 +112,7 @@ pub fn parse_roll(bytes: &[u8], path: &Path) -> Result<Roll, RollError> {
                 _ => {}
             }
         }
-        for (ch, pitches) in open.iter().enumerate() {
-            let _ = ch;
+        for pitches in &open {
             for (p, s) in pitches.iter().enumerate() {
                 if let Some(s) = s {
                     notes.push(RollNote {
@@ -219,6 +218,7 @@ fn draw(roll: &Roll, mid: &Path, out: &Path) -> Result<(), PlotError> {
         .y_desc("MIDI pitch")
         .label_style((FAMILY, 15))
         .axis_desc_style((FAMILY, 17))
+        .x_label_formatter(&|q| format!("{q:.0}"))
         .y_label_formatter(&|p| format!("{p:.0}"))
         .draw()
         .map_err(|e| err(&e))?;

@@ -87,6 +87,7 @@ pub fn latency_png(report: &Report, path: &Path) -> Result<(), PlotError> {
         .label_style((FAMILY, 15))
         .axis_desc_style((FAMILY, 17))
         .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()
         .map_err(|e| err(&e))?;
 
