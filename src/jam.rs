@@ -182,8 +182,10 @@ pub fn run_virtual(
     let stamp = Stamper {
         wall: Instant::now(),
     };
+    // The header goes first in time too: the Start message comes before pulse 0.
+    let first_at = script.messages.first().map_or(ORIGIN, |m| m.at.min(ORIGIN));
     out.events
-        .push(stamp.record(ORIGIN, 0.0, convert::session(cfg, "virtual", opts.bpm)));
+        .push(stamp.record(first_at, -1.0, convert::session(cfg, "virtual", opts.bpm)));
 
     loop {
         let t_msg = script.messages.get(next_msg).map(|m| m.at);

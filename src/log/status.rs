@@ -65,3 +65,48 @@ impl Status {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(event: Event) -> Record {
+        Record::new(0.0, 0.0, None, event)
+    }
+
+    fn generated(ms: f64) -> Event {
+        crate::log::convert::generated(0, 2, ms, Ok(&Default::default()))
+    }
+
+    #[test]
+    fn status_speaks_every_nth_boundary_with_the_figures_so_far() {
+        let mut s = Status::new(2);
+        assert!(s
+            .observe(&rec(Event::Tempo {
+                bpm: 121.04,
+                jitter_ms: 0.1
+            }))
+            .is_none());
+        for ms in [10.0, 30.0, 20.0] {
+            assert!(s.observe(&rec(generated(ms))).is_none());
+        }
+        s.observe(&rec(Event::Missed {
+            window_bar: 3,
+            fallback: "silence".into(),
+        }));
+        s.observe(&rec(Event::Enqueued {
+            bar: 4,
+            window_bar: 6,
+            queue_depth: 2,
+        }));
+        assert_eq!(s.observe(&rec(Event::Boundary { bar: 3 })), None);
+        assert_eq!(
+            s.observe(&rec(Event::Boundary { bar: 4 })).as_deref(),
+            Some("bar 4 | 121.0 BPM | last gen 20 ms | p95 30 ms | missed 1 | dropped 0 | queue 2")
+        );
+        assert_eq!(
+            Status::new(0).observe(&rec(Event::Boundary { bar: 0 })),
+            None
+        );
+    }
+}
