@@ -7,7 +7,7 @@
 //!                                          |   +---- notes we sent (echo filter) ------------------|-----+
 //!                                          +--GenerationJob (JobQueue, evicts oldest)--> aria-worker
 //!                                                                                  WorkerReport -+
-//!  aria-input / aria-scheduler --fixed-size records--> aria-log (formats, writes)
+//!  aria-input / aria-worker / aria-scheduler --fixed-size records--> aria-log (formats, status line, --log sink)
 //! ```
 //!
 //! Threads: `aria-input` parses and follows the clock (never blocks: every hand-off is a
@@ -25,17 +25,15 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 
 use crate::config::Config;
-use crate::generator::{
-    Generated, GenerationRequest, GenerationStats, Generator, GeneratorError, StopReason,
-};
-use crate::input::{InputAction, InputCounters, InputEvent, InputProcessor};
+use crate::generator::{Generated, GenerationRequest, Generator, GeneratorError};
+use crate::input::{InputAction, InputCounters, InputProcessor};
 use crate::job_queue::{Enqueued, JobQueue};
-use crate::log::{convert, Event, Record, RecordSink, Status};
+use crate::log::live::{GenTap, LiveLog, LiveRecord};
+use crate::log::RecordSink;
 use crate::scheduler::thread::{SchedulerMsg, SchedulerThread};
 use crate::scheduler::{DropReason, Scheduler, SchedulerEvent};
 use crate::sink::MidiOut;
 use crate::source::{PortRole, RawMidi};
-use crate::timeline::Timeline;
 use crate::worker::{Worker, WorkerOptions, WorkerReport};
 use crate::{clock, Nanos};
 
@@ -51,10 +49,6 @@ const CONTROL_QUEUE: usize = 256;
 /// Records waiting for the log thread: ~24 tempo/clock records a bar plus ~10 lifecycle ones,
 /// so 1024 is dozens of bars if the log thread stalls on a slow disk.
 const LOG_QUEUE: usize = 1024;
-/// Bytes of an execution provider's name kept in a fixed-size record ("cuda", "cpu", ...).
-const PROVIDER_BYTES: usize = 16;
-/// Generation reports waiting for their job's `Enqueued` record (a race of a few µs at most).
-const MAX_ORPHANS: usize = 16;
 
 /// An engine that could not start.
 #[derive(Debug, thiserror::Error)]
@@ -102,68 +96,12 @@ struct Counters {
     log_lost: AtomicU64,
 }
 
-/// A record for the log thread; fixed size, so real-time threads hand it over without allocating.
-#[derive(Clone, Copy, Debug)]
-enum LogRecord {
-    Input(InputEvent),
-    /// A new timeline, so the log thread can give each record its pulse position.
-    Timeline(Timeline),
-    Enqueued {
-        bar: u64,
-        window_bar: u64,
-        depth: usize,
-        /// The job's sampling seed: unique per bar, it pairs the worker's report with the job.
-        seed: u64,
-        enqueued_ns: Nanos,
-        deadline_ns: Nanos,
-    },
-    Evicted {
-        bar: u64,
-    },
-    /// From the worker thread: one generation's measurements.
-    Generated(GenTap),
-}
-
-/// One generation's measurements, fixed size (the provider's name is inlined).
-#[derive(Clone, Copy, Debug)]
-struct GenTap {
-    seed: u64,
-    started_ns: Nanos,
-    finished_ns: Nanos,
-    ok: bool,
-    prompt_tokens: u32,
-    new_tokens: u32,
-    tokenize_ms: f64,
-    prefill_ms: f64,
-    decode_ms: f64,
-    detokenize_ms: f64,
-    stop: Option<StopReason>,
-    provider: [u8; PROVIDER_BYTES],
-    provider_len: u8,
-}
-
-impl GenTap {
-    fn stats(&self) -> GenerationStats {
-        GenerationStats {
-            prompt_tokens: self.prompt_tokens,
-            new_tokens: self.new_tokens,
-            tokenize_ms: self.tokenize_ms,
-            prefill_ms: self.prefill_ms,
-            decode_ms: self.decode_ms,
-            detokenize_ms: self.detokenize_ms,
-            provider: String::from_utf8_lossy(&self.provider[..self.provider_len as usize])
-                .into_owned(),
-            stop: self.stop,
-        }
-    }
-}
-
 /// Wraps the generator on `aria-worker`: after each call it `try_send`s the call's
 /// measurements to the log thread as a fixed-size [`GenTap`] (the worker's results go straight
 /// to the scheduler thread, which must not format or log).
 struct StatsTap {
     inner: Box<dyn Generator>,
-    log: Sender<LogRecord>,
+    log: Sender<LiveRecord>,
     counters: Arc<Counters>,
 }
 
@@ -172,28 +110,9 @@ impl Generator for StatsTap {
         let started_ns = clock::now();
         let result = self.inner.generate(request);
         let finished_ns = clock::now();
-        let empty = GenerationStats::default();
-        let s = result.as_ref().map_or(&empty, |g| &g.stats);
-        let mut provider = [0u8; PROVIDER_BYTES];
-        let name = s.provider.as_bytes();
-        let n = name.len().min(PROVIDER_BYTES);
-        provider[..n].copy_from_slice(&name[..n]);
-        let tap = GenTap {
-            seed: request.params.seed,
-            started_ns,
-            finished_ns,
-            ok: result.is_ok(),
-            prompt_tokens: s.prompt_tokens,
-            new_tokens: s.new_tokens,
-            tokenize_ms: s.tokenize_ms,
-            prefill_ms: s.prefill_ms,
-            decode_ms: s.decode_ms,
-            detokenize_ms: s.detokenize_ms,
-            stop: s.stop,
-            provider,
-            provider_len: n as u8,
-        };
-        if self.log.try_send(LogRecord::Generated(tap)).is_err() {
+        let stats = result.as_ref().ok().map(|g| &g.stats);
+        let tap = GenTap::new(request.params.seed, started_ns, finished_ns, stats);
+        if self.log.try_send(LiveRecord::Generated(tap)).is_err() {
             self.counters.log_lost.fetch_add(1, Ordering::Relaxed);
         }
         result
@@ -274,7 +193,7 @@ impl Live {
         let (echo_tx, echo_rx) = bounded::<RawMidi>(ECHO_QUEUE);
         let (control_tx, control_rx) = bounded::<SchedulerMsg>(CONTROL_QUEUE);
         let (report_tx, report_rx) = bounded::<WorkerReport>(cfg.generation.queue_capacity + 4);
-        let (log_tx, log_rx) = bounded::<LogRecord>(LOG_QUEUE);
+        let (log_tx, log_rx) = bounded::<LiveRecord>(LOG_QUEUE);
         let (queue, jobs_rx) = JobQueue::new(cfg.generation.queue_capacity);
         let epoch = Arc::new(AtomicU32::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -306,10 +225,11 @@ impl Live {
 
         let log_thread = {
             let events = scheduler.events();
-            let mut state = LogState::new(cfg, clock::now(), counters.clone(), sink);
+            let counters = counters.clone();
+            let mut state = LiveLog::new(cfg, clock::now(), sink);
             std::thread::Builder::new()
                 .name("aria-log".into())
-                .spawn(move || log_loop(log_rx, events, &mut state, tap))
+                .spawn(move || log_loop(log_rx, events, &mut state, &counters, tap))
                 .map_err(thread_err("aria-log"))?
         };
 
@@ -400,7 +320,7 @@ struct InputContext {
     control: Sender<SchedulerMsg>,
     queue: JobQueue,
     epoch: Arc<AtomicU32>,
-    log: Sender<LogRecord>,
+    log: Sender<LiveRecord>,
     counters: Arc<Counters>,
 }
 
@@ -415,7 +335,7 @@ impl InputContext {
         }
     }
 
-    fn log(&self, rec: LogRecord) {
+    fn log(&self, rec: LiveRecord) {
         if self.log.try_send(rec).is_err() {
             self.counters.log_lost.fetch_add(1, Ordering::Relaxed);
         }
@@ -428,7 +348,7 @@ impl InputContext {
                 // The worker reads the epoch to skip jobs whose windows will never come.
                 self.epoch.store(tl.epoch, Ordering::Release);
                 self.control(SchedulerMsg::Timeline(tl));
-                self.log(LogRecord::Timeline(tl));
+                self.log(LiveRecord::Timeline(tl));
             }
             InputAction::Job(job) => {
                 let (window, epoch, bar) = (job.window, job.epoch, job.bar);
@@ -446,10 +366,10 @@ impl InputContext {
                             epoch: old.epoch,
                             reason: DropReason::QueueFull,
                         });
-                        self.log(LogRecord::Evicted { bar: old.bar });
+                        self.log(LiveRecord::Evicted { bar: old.bar });
                     }
                 }
-                self.log(LogRecord::Enqueued {
+                self.log(LiveRecord::Enqueued {
                     bar,
                     window_bar: window.bar,
                     depth: self.queue.len(),
@@ -464,7 +384,7 @@ impl InputContext {
                     t.send(clock::now(), &bytes[..len as usize]);
                 }
             }
-            InputAction::Event(ev) => self.log(LogRecord::Input(ev)),
+            InputAction::Event(ev) => self.log(LiveRecord::Input(ev)),
         }
     }
 }
@@ -499,206 +419,13 @@ fn input_loop(
     }
 }
 
-/// A job waiting for its generation report, as the log thread knows it.
-#[derive(Clone, Copy, Debug)]
-struct PendingJob {
-    seed: u64,
-    bar: u64,
-    window_bar: u64,
-    enqueued_ns: Nanos,
-    deadline_ns: Nanos,
-}
-
-/// What the log thread keeps between records: the session origin, the newest timeline (for
-/// pulse positions), jobs awaiting their generation report, the status line, and the sink.
-struct LogState {
-    origin: Nanos,
-    timeline: Option<Timeline>,
-    pending: std::collections::VecDeque<PendingJob>,
-    orphans: Vec<GenTap>,
-    status: Status,
-    counters: Arc<Counters>,
-    sink: Option<RecordSink>,
-}
-
-impl LogState {
-    fn new(cfg: &Config, origin: Nanos, counters: Arc<Counters>, sink: Option<RecordSink>) -> Self {
-        let mut state = Self {
-            origin,
-            timeline: None,
-            pending: std::collections::VecDeque::with_capacity(MAX_WINDOWS_PENDING),
-            orphans: Vec::with_capacity(MAX_ORPHANS),
-            status: Status::new(cfg.log.status_every_bars),
-            counters,
-            sink,
-        };
-        state.emit(origin, convert::session(cfg, "live", cfg.clock.bpm));
-        state
-    }
-
-    /// Stamps `event` at `at` and hands it to the status line and the sink.
-    fn emit(&mut self, at: Nanos, event: Event) {
-        let t_ms = at.saturating_sub(self.origin) as f64 / 1e6;
-        let pulse = self
-            .timeline
-            .filter(|tl| tl.running)
-            .map(|tl| tl.pulse_at(at))
-            .filter(|p| *p >= 0.0);
-        let wall_ms = clock::now().saturating_sub(self.origin) as f64 / 1e6;
-        let record = Record::new(t_ms, wall_ms, pulse, event);
-        if let Some(line) = self.status.observe(&record) {
-            tracing::info!(target: "aria_bridge::status", "{line}");
-        }
-        if let Some(sink) = self.sink.as_mut() {
-            sink(&record);
-        }
-    }
-
-    fn on_record(&mut self, rec: LogRecord) {
-        match rec {
-            LogRecord::Input(ev) => {
-                if matches!(ev, InputEvent::TempoSample { .. }) {
-                    tracing::trace!(target: "aria_bridge::input", ?ev);
-                } else {
-                    tracing::debug!(target: "aria_bridge::input", ?ev);
-                }
-                if let Some(e) = convert::input_event(&ev) {
-                    self.emit(input_time(&ev).unwrap_or_else(clock::now), e);
-                }
-            }
-            LogRecord::Timeline(tl) => self.timeline = Some(tl),
-            LogRecord::Enqueued {
-                bar,
-                window_bar,
-                depth,
-                seed,
-                enqueued_ns,
-                deadline_ns,
-            } => {
-                tracing::debug!(target: "aria_bridge::engine", bar, window_bar, queue_depth = depth, "job enqueued");
-                self.emit(
-                    enqueued_ns,
-                    Event::Enqueued {
-                        bar,
-                        window_bar,
-                        queue_depth: depth as u32,
-                    },
-                );
-                if self.pending.len() == MAX_WINDOWS_PENDING {
-                    self.pending.pop_front();
-                }
-                let job = PendingJob {
-                    seed,
-                    bar,
-                    window_bar,
-                    enqueued_ns,
-                    deadline_ns,
-                };
-                self.pending.push_back(job);
-                if let Some(i) = self.orphans.iter().position(|t| t.seed == seed) {
-                    let tap = self.orphans.swap_remove(i);
-                    self.on_generated(tap);
-                }
-            }
-            LogRecord::Evicted { bar } => {
-                tracing::warn!(target: "aria_bridge::engine", bar, "job dropped: queue full (the model is slower than the music)");
-            }
-            LogRecord::Generated(tap) => self.on_generated(tap),
-        }
-    }
-
-    /// Pairs a generation report with its job and writes started, generated and ready.
-    fn on_generated(&mut self, tap: GenTap) {
-        let Some(i) = self.pending.iter().position(|j| j.seed == tap.seed) else {
-            if self.orphans.len() < MAX_ORPHANS {
-                self.orphans.push(tap);
-            }
-            return;
-        };
-        let job = self.pending.remove(i).unwrap_or_else(|| unreachable!());
-        let (bar, window_bar) = (job.bar, job.window_bar);
-        self.emit(
-            tap.started_ns,
-            Event::GenerationStarted {
-                bar,
-                window_bar,
-                queue_wait_ms: tap.started_ns.saturating_sub(job.enqueued_ns) as f64 / 1e6,
-            },
-        );
-        let gen_ms = tap.finished_ns.saturating_sub(tap.started_ns) as f64 / 1e6;
-        let stats = tap.stats();
-        let outcome = if tap.ok {
-            Ok(&stats)
-        } else {
-            Err("generation failed")
-        };
-        self.emit(
-            tap.finished_ns,
-            convert::generated(bar, window_bar, gen_ms, outcome),
-        );
-        // The deadline as estimated when the job was built; the scheduler's `scheduled`
-        // record carries the slack against the newest timeline.
-        let slack_ms = (job.deadline_ns as f64 - tap.finished_ns as f64) / 1e6;
-        self.emit(
-            tap.finished_ns,
-            Event::ResultReady {
-                bar,
-                window_bar,
-                slack_ms,
-            },
-        );
-    }
-
-    fn on_scheduler_event(&mut self, ev: SchedulerEvent) {
-        let c = &self.counters;
-        match ev {
-            SchedulerEvent::Played { .. } => {
-                c.played.fetch_add(1, Ordering::Relaxed);
-            }
-            SchedulerEvent::Missed { .. } => {
-                c.missed.fetch_add(1, Ordering::Relaxed);
-            }
-            SchedulerEvent::Dropped { .. } => {
-                c.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => {}
-        }
-        tracing::debug!(target: "aria_bridge::scheduler", ?ev);
-        // Scheduler records carry no instant; they reach this thread within a few µs.
-        self.emit(clock::now(), convert::scheduler_event(&ev));
-    }
-}
-
-/// Jobs the log thread remembers while they wait for the worker (queue capacity is at most 64).
-const MAX_WINDOWS_PENDING: usize = 128;
-
-/// The instant of an input record.
-fn input_time(ev: &InputEvent) -> Option<Nanos> {
-    Some(match *ev {
-        InputEvent::Started { at, .. }
-        | InputEvent::Continued { at, .. }
-        | InputEvent::Stopped { at, .. }
-        | InputEvent::PositionSet { at, .. }
-        | InputEvent::Relocated { at, .. }
-        | InputEvent::ClockLost { at, .. }
-        | InputEvent::ClockResumed { at, .. }
-        | InputEvent::BoundaryDetected { at, .. }
-        | InputEvent::BarSkipped { at, .. }
-        | InputEvent::TempoSample { at, .. }
-        | InputEvent::TempoJump { at, .. }
-        | InputEvent::Malformed { at, .. }
-        | InputEvent::SysEx { at }
-        | InputEvent::Anomaly { at, .. }
-        | InputEvent::NoteOverflow { at } => at,
-    })
-}
-
 /// The `aria-log` loop: the only place live records become text. Runs until both the input
 /// side and the scheduler have closed their channels.
 fn log_loop(
-    records: Receiver<LogRecord>,
+    records: Receiver<LiveRecord>,
     events: Receiver<SchedulerEvent>,
-    state: &mut LogState,
+    state: &mut LiveLog,
+    counters: &Counters,
     tap: Option<Sender<SchedulerEvent>>,
 ) {
     // A closed channel is swapped for `never()` so the loop drains the other one to its end.
@@ -717,6 +444,15 @@ fn log_loop(
                 Ok(ev) => {
                     if let Some(t) = &tap {
                         let _ = t.try_send(ev);
+                    }
+                    let n = match ev {
+                        SchedulerEvent::Played { .. } => Some(&counters.played),
+                        SchedulerEvent::Missed { .. } => Some(&counters.missed),
+                        SchedulerEvent::Dropped { .. } => Some(&counters.dropped),
+                        _ => None,
+                    };
+                    if let Some(n) = n {
+                        n.fetch_add(1, Ordering::Relaxed);
                     }
                     state.on_scheduler_event(ev);
                 }

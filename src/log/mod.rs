@@ -9,6 +9,7 @@
 pub mod convert;
 pub mod event;
 pub mod file;
+pub mod live;
 pub mod status;
 
 pub use event::{parse_log, Event, ParsedLog, Record, SkippedLine, VERSION};
