@@ -158,7 +158,8 @@ impl LiveLog {
             timeline: None,
             pending: VecDeque::with_capacity(MAX_WINDOWS_PENDING),
             orphans: Vec::with_capacity(MAX_ORPHANS),
-            status: Status::new(cfg.log.status_every_bars),
+            status: Status::new(cfg.log.status_every_bars)
+                .with_every_secs(cfg.log.status_every_secs),
             sink,
         };
         state.emit(origin, convert::session(cfg, "live", cfg.clock.bpm));
