@@ -97,7 +97,7 @@ fn main() -> anyhow::Result<()> {
     let o = run_virtual(&cfg, &human, &mut g, &opts, &mut |_, _| {});
     let log = LogFile::create(&out.join("session.jsonl"))?;
     let mut sink = log.sink();
-    o.events.iter().for_each(|r| sink(r));
+    o.events.iter().for_each(&mut sink);
     drop(log);
     let meter = [(0u64, TimeSignature::parse(&cfg.clock.time_signature)?)];
     smf::write_session(

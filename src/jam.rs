@@ -415,7 +415,7 @@ pub fn run_realtime_logged(
                 human_rec.push((m.at, m.bytes, m.len));
             } else if m.bytes[0] == 0xF8 {
                 clocks += 1;
-                if clocks % ppb == 0 {
+                if clocks.is_multiple_of(ppb) {
                     progress((clocks / ppb).min(bars), bars);
                 }
             }

@@ -32,7 +32,7 @@ impl Generator for Staged {
     fn generate(&mut self, _: &GenerationRequest<'_>) -> Result<Generated, GeneratorError> {
         self.calls += 1;
         let i = self.calls;
-        if self.fail_every > 0 && i % self.fail_every == 0 {
+        if self.fail_every > 0 && i.is_multiple_of(self.fail_every) {
             return Err(GeneratorError::Inference("scripted failure".into()));
         }
         Ok(Generated {
@@ -73,7 +73,7 @@ fn write_log(o: &JamOutcome, dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
     let file = LogFile::create(&path).expect("log file opens");
     let mut sink = file.sink();
-    o.events.iter().for_each(|r| sink(r));
+    o.events.iter().for_each(&mut sink);
     drop(sink);
     drop(file);
     path

@@ -97,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut generator = generator;
         let outcome = jam::run_virtual(&cfg, &human, &mut *generator, &opts, &mut progress);
         if let Some(mut sink) = log_file.as_ref().map(|f| f.sink()) {
-            outcome.events.iter().for_each(|r| sink(r));
+            outcome.events.iter().for_each(&mut sink);
         }
         outcome
     };
