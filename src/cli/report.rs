@@ -1,5 +1,6 @@
 //! `aria-bridge report`: figures and advice from a `--log` file, and plots.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,10 +50,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let r = report::read_report(log)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+    let text = if args.json {
+        serde_json::to_string_pretty(&r)? + "\n"
     } else {
-        print!("{}", report::render_text(&r));
+        report::render_text(&r)
+    };
+    // A reader that stops early (`| head`) is not an error.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
     if let (Some(out), None) = (&args.plot, &args.piano_roll) {
         plot::latency_png(&r, out)?;

@@ -20,13 +20,13 @@ const BUFFERED_LINES: usize = 65_536;
 /// A log file that could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "cannot create the event log {path}: {source}; check that its folder exists and is writable"
+    "cannot create the event log {path}: {error}; check that its folder exists and is writable"
 )]
 pub struct LogFileError {
     /// The file.
     pub path: PathBuf,
     /// Why.
-    pub source: std::io::Error,
+    pub error: std::io::Error,
 }
 
 /// An open JSONL event log. Dropping it flushes what is buffered and closes the file.
@@ -45,9 +45,9 @@ impl std::fmt::Debug for LogFile {
 impl LogFile {
     /// Creates (truncates) `path` and starts its writer thread.
     pub fn create(path: &Path) -> Result<Self, LogFileError> {
-        let file = std::fs::File::create(path).map_err(|source| LogFileError {
+        let file = std::fs::File::create(path).map_err(|error| LogFileError {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let (writer, guard) = NonBlockingBuilder::default()
             .lossy(false)

@@ -20,20 +20,20 @@ pub use stats::{compute, quantile, Quantiles, Report};
 
 /// A log that could not be read at all (unreadable lines are skipped, not errors).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read the event log {path}: {source}; pass the file written with `--log`")]
+#[error("cannot read the event log {path}: {error}; pass the file written with `--log`")]
 pub struct ReportError {
     /// The file.
     pub path: PathBuf,
     /// Why.
-    pub source: std::io::Error,
+    pub error: std::io::Error,
 }
 
 /// Reads a JSONL log and computes its report. Bytes that are not UTF-8 are replaced, so a
 /// truncated multi-byte character only spoils its own line.
 pub fn read_report(path: &Path) -> Result<Report, ReportError> {
-    let bytes = std::fs::read(path).map_err(|source| ReportError {
+    let bytes = std::fs::read(path).map_err(|error| ReportError {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let parsed = crate::log::parse_log(&String::from_utf8_lossy(&bytes));
     Ok(compute(&parsed.records, parsed.skipped))

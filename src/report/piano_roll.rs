@@ -37,12 +37,12 @@ pub struct Roll {
 #[derive(Debug, thiserror::Error)]
 pub enum RollError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The file.
         path: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Not a standard MIDI file, or a corrupt one.
     #[error("{path} is not a readable MIDI file ({detail}); pass the session file written by `aria-bridge jam --out`")]
@@ -165,9 +165,9 @@ pub fn parse_roll(bytes: &[u8], path: &Path) -> Result<Roll, RollError> {
 
 /// Draws the piano roll of the session file `mid` to a PNG at `out` (1400 x 600).
 pub fn piano_roll_png(mid: &Path, out: &Path) -> Result<Roll, RollError> {
-    let bytes = std::fs::read(mid).map_err(|source| RollError::Read {
+    let bytes = std::fs::read(mid).map_err(|error| RollError::Read {
         path: mid.display().to_string(),
-        source,
+        error,
     })?;
     let roll = parse_roll(&bytes, mid)?;
     draw(&roll, mid, out)?;
