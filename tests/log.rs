@@ -168,3 +168,14 @@ fn a_virtual_jam_logs_the_same_steps_as_the_live_engine() {
     // Session time never runs backwards in a virtual jam.
     assert!(o.events.windows(2).all(|w| w[0].t_ms <= w[1].t_ms));
 }
+
+#[test]
+fn a_log_file_that_cannot_be_created_names_its_path() {
+    let err =
+        LogFile::create(std::path::Path::new("/nonexistent-dir/x/session.jsonl")).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("/nonexistent-dir/x/session.jsonl") && msg.contains("writable"),
+        "{msg}"
+    );
+}

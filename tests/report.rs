@@ -11,7 +11,7 @@ use aria_bridge::generator::{
     Generated, GenerationRequest, GenerationStats, Generator, GeneratorError,
 };
 use aria_bridge::jam::{run_virtual, JamOptions, JamOutcome};
-use aria_bridge::log::LogFile;
+use aria_bridge::log::{Event, LogFile, Record};
 use aria_bridge::report::{self, piano_roll, plot, Quantiles, Report};
 use aria_bridge::smf::{self, BarMark, TimedMessage};
 use serde_json::Value;
@@ -383,4 +383,112 @@ fn latency_plot_and_piano_roll_are_written_as_png() {
     std::fs::write(&bad, b"MThd\x00\x00\x00\x06\x00").unwrap();
     let err = piano_roll::piano_roll_png(&bad, &roll_png).unwrap_err();
     assert!(err.to_string().contains("bad.mid"), "{err}");
+}
+
+/// A hand-written log at `bpm` whose every generation takes `prefill` + `decode` ms on `provider`.
+fn synthetic_log(bpm: f64, prefill: f64, decode: f64, provider: &str) -> Vec<Record> {
+    let session = Event::Session {
+        mode: "live".into(),
+        bpm,
+        time_signature: "4/4".into(),
+        pulses_per_bar: 96,
+        prompt_bars: 2,
+        max_new_tokens: 256,
+        queue_capacity: 4,
+        deadline_margin_ms: 15.0,
+        fallback: "silence".into(),
+    };
+    let bar_ms = 4.0 * 60_000.0 / bpm;
+    let mut v = vec![Record::new(0.0, 0.0, None, session)];
+    for bar in 0..10u64 {
+        let t = bar as f64 * bar_ms;
+        let (wb, gen) = (bar + 2, prefill + decode);
+        let ev = [
+            Event::Boundary { bar },
+            Event::Enqueued {
+                bar,
+                window_bar: wb,
+                queue_depth: 1,
+            },
+            Event::GenerationStarted {
+                bar,
+                window_bar: wb,
+                queue_wait_ms: 0.0,
+            },
+            Event::Generated {
+                bar,
+                window_bar: wb,
+                gen_ms: gen,
+                prompt_tokens: 300,
+                new_tokens: 100,
+                tokenize_ms: 0.0,
+                prefill_ms: prefill,
+                decode_ms: decode,
+                detokenize_ms: 0.0,
+                tokens_per_s: 100.0 / (decode / 1e3),
+                provider: provider.into(),
+                stop: None,
+                error: None,
+            },
+            Event::ResultReady {
+                bar,
+                window_bar: wb,
+                slack_ms: bar_ms - gen,
+            },
+            if gen < bar_ms {
+                Event::Played {
+                    window_bar: wb,
+                    source: "result".into(),
+                    notes_on: 4,
+                    notes_cut: 0,
+                }
+            } else {
+                Event::Missed {
+                    window_bar: wb,
+                    fallback: "silence".into(),
+                }
+            },
+        ];
+        v.extend(ev.into_iter().map(|e| Record::new(t, t, None, e)));
+    }
+    v
+}
+
+#[test]
+fn advice_names_prompt_bars_when_prefill_dominates_and_cuda_on_cpu() {
+    // 200 BPM: a 1200 ms bar; 1000 ms prefill + 400 ms decode miss every window.
+    let r = report::compute(&synthetic_log(200.0, 1000.0, 400.0, "cpu"), Vec::new());
+    assert_eq!((r.missed, r.windows), (10, 10));
+    let advice = r.advice.join("\n");
+    // 4 x 60000 / (1400 + 15) = 169.6 -> 169 BPM.
+    assert!(advice.contains("sustains up to 169 BPM"), "{advice}");
+    assert!(advice.contains("play at 169 BPM or slower"), "{advice}");
+    assert!(advice.contains("prompt_bars from 2 to 1"), "{advice}");
+    assert!(advice.contains("model.device = \"cuda\""), "{advice}");
+}
+
+#[test]
+fn advice_sizes_max_new_tokens_to_the_decode_budget() {
+    // 200 BPM: budget 1200 - 15 = 1185 ms; prefill 100 ms leaves 1085 ms at 100 tokens / 1.5 s
+    // = 66.7 tokens/s -> 72 tokens.
+    let r = report::compute(&synthetic_log(200.0, 100.0, 1500.0, "cuda"), Vec::new());
+    let advice = r.advice.join("\n");
+    assert!(
+        advice.contains("set generation.max_new_tokens to 72 (now 256)"),
+        "{advice}"
+    );
+    assert!(!advice.contains("model.device"), "{advice}");
+}
+
+#[test]
+fn advice_reports_headroom_when_nothing_missed() {
+    let r = report::compute(&synthetic_log(120.0, 100.0, 300.0, "cuda"), Vec::new());
+    assert_eq!(r.missed, 0);
+    let advice = r.advice.join("\n");
+    // 400 ms of a 2000 - 15 ms budget = 20%; 4 x 60000 / 415 = 578 BPM.
+    assert!(
+        advice.contains("uses 20% of the 1985 ms budget"),
+        "{advice}"
+    );
+    assert!(advice.contains("sustains up to 578 BPM"), "{advice}");
 }
