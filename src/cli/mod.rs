@@ -37,7 +37,7 @@ enum Command {
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    logging::init();
+    let _console = logging::init();
     match cli.command {
         Command::Jam(a) => jam::run(a),
         Command::Tokenize(a) => tokenize::run(a),
