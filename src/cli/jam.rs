@@ -68,9 +68,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     cfg.validate()
         .context("invalid settings (from the config file or the flags)")?;
 
-    let log_file = args.log.open()?;
     let human = smf::read_human(&args.input)?;
     let generator = common::load_generator(&cfg)?;
+    let log_file = args.log.open()?;
     tracing::info!("model: {}", generator.describe());
     let opts = JamOptions {
         bpm: cfg.clock.bpm,
