@@ -186,7 +186,7 @@ fn run_plays_ai_notes_only_inside_their_windows_and_nothing_after_stop() {
     );
     assert!(notes > 0, "the daemon played nothing; log:\n{log}");
     assert!(
-        log.contains("PositionSet") && log.contains("Continued"),
+        log.contains("position set to pulse 384") && log.contains("continue at pulse 384"),
         "no mid-song start in the log:\n{log}"
     );
     let notes2 = got2

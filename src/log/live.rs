@@ -188,12 +188,26 @@ impl LiveLog {
     pub fn on_record(&mut self, rec: LiveRecord) {
         match rec {
             LiveRecord::Input(ev) => {
-                if matches!(ev, InputEvent::TempoSample { .. }) {
-                    tracing::trace!(target: "aria_bridge::input", ?ev);
-                } else {
-                    tracing::debug!(target: "aria_bridge::input", ?ev);
+                let event = convert::input_event(&ev);
+                // Transport changes are what a musician looks for on the console ("did it see my
+                // Stop?"); a lost clock is a warning; per-beat tempo samples and malformed bytes
+                // (a flood can bring thousands a second; they are counted) stay below info.
+                match (&ev, &event) {
+                    (InputEvent::TempoSample { .. } | InputEvent::Malformed { .. }, _) => {
+                        tracing::trace!(target: "aria_bridge::input", ?ev)
+                    }
+                    (
+                        InputEvent::ClockLost { .. } | InputEvent::NoteOverflow { .. },
+                        Some(Event::Transport { what }),
+                    ) => {
+                        tracing::warn!(target: "aria_bridge::transport", "{what}")
+                    }
+                    (_, Some(Event::Transport { what })) => {
+                        tracing::info!(target: "aria_bridge::transport", "{what}")
+                    }
+                    _ => tracing::debug!(target: "aria_bridge::input", ?ev),
                 }
-                if let Some(e) = convert::input_event(&ev) {
+                if let Some(e) = event {
                     self.emit(input_time(&ev).unwrap_or_else(clock::now), e);
                 }
             }
