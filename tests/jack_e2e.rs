@@ -71,15 +71,17 @@ fn run_plays_ai_notes_only_inside_their_windows_and_nothing_after_stop() {
     let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
 
     let mut peer = JackPeer::open("e2e");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_aria-bridge"))
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--send-log")
-        .arg(dir.path().join("sends.csv"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start aria-bridge run");
+    let mut daemon = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_aria-bridge"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .arg("--send-log")
+            .arg(dir.path().join("sends.csv"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start aria-bridge run"),
+    );
 
     // The daemon is ready when its ports exist (model loading can take a while).
     let end = Instant::now() + Duration::from_secs(60);

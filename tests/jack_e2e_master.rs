@@ -1,7 +1,8 @@
 //! `aria-bridge run` following a real clock master (`jack_midi_clock`, Debian) on a separate clock
 //! port, with 20% clock jitter, while a peer plays the human part: a start from the top, a Stop,
-//! a start mid-song (the master sends Song Position, then Continue), and the clock pulled (the
-//! master process killed while rolling) and restored. After every Stop and every clock loss,
+//! a relocation and restart (jack_midi_clock then sends Continue), and the clock pulled (the
+//! master process killed while rolling) and restored. (Song Position then Continue from a master
+//! is covered in tests/jack_e2e.rs, whose peer plays the master.) After every Stop and every clock loss,
 //! nothing of ours may still sound; at the end, every note-on has its note-off.
 //!
 //! Run: `scripts/with-jack.sh cargo test --features jack --test jack_e2e_master -- --nocapture`
@@ -72,13 +73,15 @@ fn run_follows_a_jittery_master_through_stop_mid_song_start_and_clock_loss_witho
 
     let mut master = ClockMaster::start(120.0, 20);
     let mut peer = JackPeer::open("master-e2e");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_aria-bridge"))
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .expect("start aria-bridge run");
+    let mut daemon = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_aria-bridge"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .expect("start aria-bridge run"),
+    );
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let end = Instant::now() + Duration::from_secs(60);
     while !jack_ports()
@@ -106,20 +109,21 @@ fn run_follows_a_jittery_master_through_stop_mid_song_start_and_clock_loss_witho
     jack_transport("locate 0");
     jack_transport("play");
     play_human(&mut peer, 8);
-    jack_transport("stop");
+    // Instants are taken before the command: its effect can reach the daemon before the
+    // command's process has exited.
     let stop1 = clock::now();
+    jack_transport("stop");
     std::thread::sleep(Duration::from_millis(300));
 
-    // 2. Mid-song: the master relocates (Song Position) and continues.
+    // 2. The master relocates and rolls again.
     jack_transport("locate 480000");
     jack_transport("play");
     play_human(&mut peer, 6);
 
     // 3. The clock pulled while rolling: the master process dies; the daemon must call it lost.
-    master.stop();
     let pulled = clock::now();
+    master.stop();
     std::thread::sleep(Duration::from_millis(600));
-    let after_loss = clock::now();
 
     // 4. Restored: a new master picks the rolling transport up again.
     jack_transport("stop");
@@ -130,8 +134,8 @@ fn run_follows_a_jittery_master_through_stop_mid_song_start_and_clock_loss_witho
     }
     jack_transport("play");
     play_human(&mut peer, 6);
-    jack_transport("stop");
     let stop3 = clock::now();
+    jack_transport("stop");
     std::thread::sleep(Duration::from_millis(500));
     let got = peer.drain();
 
@@ -155,15 +159,30 @@ fn run_follows_a_jittery_master_through_stop_mid_song_start_and_clock_loss_witho
         .iter()
         .filter(|m| m.as_slice()[0] & 0xF0 == 0x90 && m.as_slice().get(2) > Some(&0))
         .count();
-    // A Stop reaches the daemon within a JACK period or two; allow 200 ms of machine load.
-    let settle = 200_000_000;
-    let s1 = sounding_at(&got, stop1 + settle);
-    let s2 = sounding_at(&got, after_loss);
-    let s3 = sounding_at(&got, stop3 + settle);
+    // The daemon closes its notes, then sends sustain off and All Notes Off (CC123). Judge each
+    // event at the first CC123 that follows it, not at a fixed delay: on a loaded machine a
+    // non-real-time JACK server can stall for hundreds of ms, and timing is not what this pins.
+    let all_off_after = |t: Nanos| {
+        got.iter()
+            .find(|m| {
+                m.at >= t
+                    && m.as_slice().len() == 3
+                    && m.as_slice()[0] & 0xF0 == 0xB0
+                    && m.as_slice()[1] == 123
+            })
+            .map(|m| m.at)
+    };
+    let judged = |what: &str, t: Nanos| -> usize {
+        let at = all_off_after(t)
+            .unwrap_or_else(|| panic!("no All Notes Off after {what}; log:\n{log}"));
+        sounding_at(&got, at)
+    };
+    let s1 = judged("the first Stop", stop1);
+    let s2 = judged("the clock was pulled", pulled);
+    let s3 = judged("the last Stop", stop3);
     println!(
-        "master e2e: {} messages back, {notes} AI notes; sounding after stop 1: {s1}, {} ms after the clock was pulled: {s2}, after the last stop: {s3}",
+        "master e2e: {} messages back, {notes} AI notes; sounding at the All Notes Off after stop 1: {s1}, after the clock was pulled: {s2}, after the last stop: {s3}",
         got.len(),
-        (after_loss - pulled) / 1_000_000
     );
     assert!(
         log.contains("clock lost after"),

@@ -269,16 +269,54 @@ impl ClockMaster {
     }
 }
 
-/// Runs one `jack_transport` command ("play", "stop", "locate 0", "tempo 100").
+/// Runs one `jack_transport` command ("play", "stop", "locate 0", "tempo 100"). A loaded machine
+/// can make the client miss the server's reply; it is tried up to 3 times.
 pub fn jack_transport(command: &str) {
     use std::io::Write;
-    let mut child = Command::new("jack_transport")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("run jack_transport (Debian package jackd2)");
-    let mut stdin = child.stdin.take().expect("stdin");
-    writeln!(stdin, "{command}\nquit").expect("write to jack_transport");
-    drop(stdin);
-    assert!(child.wait().expect("jack_transport").success());
+    for attempt in 1..=3 {
+        let mut child = Command::new("jack_transport")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run jack_transport (Debian package jackd2)");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = writeln!(stdin, "{command}\nquit");
+        drop(stdin);
+        if child.wait().expect("jack_transport").success() {
+            return;
+        }
+        assert!(attempt < 3, "jack_transport {command:?} failed 3 times");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A child process killed when dropped, so a failing test never leaves a daemon running (it
+/// would hold its JACK ports and break the next test).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl KillOnDrop {
+    /// The child's pid.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Waits for the child to exit.
+    pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+
+    /// Polls the child.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.0.try_wait()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
