@@ -37,9 +37,15 @@ pub fn advise(r: &Report) -> Vec<String> {
     let sched = r.stages.scheduling.as_ref().map_or(0.0, |q| q.p99);
     let need = total.p99 + sched;
     let max_bpm = max_sustained_bpm(quarters, need, set.deadline_margin_ms);
+    // Tempi above the 400 BPM the clock accepts (`clock.bpm`) are not worth naming.
+    let ceiling = if max_bpm > 400.0 {
+        "any tempo up to the 400 BPM limit".to_string()
+    } else {
+        format!("up to {:.0} BPM", max_bpm.floor())
+    };
     out.push(format!(
-        "At {} the measured p99 of {:.1} ms from boundary to result (+{:.0} ms margin) sustains up to {:.0} BPM with prompt_bars = {} and max_new_tokens = {} (this run: {:.0} BPM, a bar is {:.0} ms).",
-        set.time_signature, need, set.deadline_margin_ms, max_bpm.floor(), set.prompt_bars, set.max_new_tokens, set.bpm, bar_ms
+        "At {} the measured p99 of {:.1} ms from boundary to result (+{:.0} ms margin) sustains {ceiling} with prompt_bars = {} and max_new_tokens = {} (this run: {:.0} BPM, a bar is {:.0} ms).",
+        set.time_signature, need, set.deadline_margin_ms, set.prompt_bars, set.max_new_tokens, set.bpm, bar_ms
     ));
 
     let budget = bar_ms - set.deadline_margin_ms - sched;
