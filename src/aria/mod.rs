@@ -1,1 +1,7 @@
 //! The model side: Aria's tokenizer, the ONNX Runtime session and sampling.
+
+pub mod midi_dict;
+pub mod model;
+pub mod runtime;
+pub mod sampling;
+pub mod tokenizer;

@@ -1,0 +1,634 @@
+//! One Aria decoder session under ONNX Runtime with its KV cache.
+//!
+//! [`AriaModel::load`] opens a model written by `models/export_onnx.py` (plain-ops variant:
+//! inputs `input_ids`, `positions`, `past_{key,value}_{i}`; outputs `logits` for the last position
+//! only and `present_{key,value}_{i}`), checks that its interface is the one this code drives, and
+//! reads the model's size from it. [`AriaModel::forward`] appends tokens to the cache and returns
+//! the last position's logits.
+//!
+//! The cache never crosses to the host between steps: on CPU the `present_*` values ORT returns
+//! are handed back as the next step's `past_*` inputs (no copy at all); on CUDA the presents are
+//! bound to device memory with an IoBinding and re-bound as pasts, so only the ids go up and the
+//! 17727 logits come down each step. Runs on the thread that owns the model (the worker).
+
+use std::path::{Path, PathBuf};
+
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::{IoBinding, Session, SessionInputValue};
+use ort::value::{DynTensor, DynValue, Tensor, TensorElementType, ValueType};
+
+use crate::aria::runtime::{Provider, Runtime, RuntimeError};
+use crate::config::Device;
+
+/// Element type of the model's weights and KV cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightDtype {
+    /// 32-bit float.
+    Fp32,
+    /// IEEE half.
+    Fp16,
+    /// bfloat16.
+    Bf16,
+}
+
+impl WeightDtype {
+    /// The name `export_onnx.py --dtype` uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WeightDtype::Fp32 => "fp32",
+            WeightDtype::Fp16 => "fp16",
+            WeightDtype::Bf16 => "bf16",
+        }
+    }
+}
+
+/// Which graph `export_onnx.py --variant` wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// Standard ops; the cache grows by concatenation each step.
+    Plain,
+    /// Contrib `GroupQueryAttention` with one preallocated KV buffer per layer, bound as both
+    /// past and present (same shapes and addresses every step).
+    Gqa,
+}
+
+/// What the loaded model is, as read from its inputs and outputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// Transformer layers.
+    pub n_layers: usize,
+    /// Attention heads.
+    pub n_heads: usize,
+    /// Size of one head.
+    pub head_dim: usize,
+    /// Rows of the output head (17727 default vocabulary, 17729 with pedal tokens).
+    pub vocab_size: usize,
+    /// Longest sequence the rotary table covers.
+    pub max_seq_len: usize,
+    /// Weights and cache dtype.
+    pub dtype: WeightDtype,
+    /// Graph variant.
+    pub variant: Variant,
+}
+
+/// Why a model could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The model file does not exist.
+    #[error(
+        "model file {path} not found; export one with `python3 models/export_onnx.py --checkpoint \
+         CKPT.safetensors --config CONFIG.json --out {path}` or pass --model / `[model] path`"
+    )]
+    NotFound {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// ORT could not parse or initialise the file.
+    #[error("cannot load model {path}: {reason} (is it a complete .onnx file from models/export_onnx.py?)")]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// ORT's message.
+        reason: String,
+    },
+    /// The file is a valid ONNX model but not an Aria decoder this code can drive.
+    #[error(
+        "model {path} does not have the Aria decoder interface: {reason}; re-export it with \
+         models/export_onnx.py"
+    )]
+    Interface {
+        /// The file.
+        path: PathBuf,
+        /// What is missing or different.
+        reason: String,
+    },
+    /// ONNX Runtime or the execution provider could not be set up.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A forward pass failed.
+    #[error("model inference failed: {0}")]
+    Inference(String),
+    /// The sequence would outgrow the model's rotary table.
+    #[error("sequence of {wanted} tokens exceeds the model's maximum of {max}")]
+    ContextFull {
+        /// Tokens the step needs in the cache.
+        wanted: usize,
+        /// The model's limit.
+        max: usize,
+    },
+}
+
+fn infer(e: impl std::fmt::Display) -> ModelError {
+    ModelError::Inference(e.to_string())
+}
+
+/// How to open a model.
+#[derive(Clone, Debug)]
+pub struct ModelOptions {
+    /// Execution provider to ask for.
+    pub device: Device,
+    /// ORT intra-op threads.
+    pub threads: usize,
+    /// Use the IoBinding path even on CPU (it is always used on CUDA); lets CPU tests cover it.
+    pub force_io_binding: bool,
+    /// Length of the preallocated KV buffer of a `gqa` export, in tokens (capped by the model's
+    /// maximum). A jam needs prompt + one bar: ~200 + 256; the medium model's full 8192 would
+    /// take 805 MB of fp16 cache.
+    pub max_context: usize,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        Self {
+            device: Device::Cpu,
+            threads: 1,
+            force_io_binding: false,
+            max_context: 2048,
+        }
+    }
+}
+
+/// Where an input of the session gets its value from.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Ids,
+    Positions,
+    Past(usize),
+    SeqlensK,
+    TotalLen,
+}
+
+/// A loaded decoder and its cache. Not shared between threads (`forward` takes `&mut self`).
+pub struct AriaModel {
+    session: Session,
+    path: PathBuf,
+    provider: Provider,
+    info: ModelInfo,
+    slots: Vec<Slot>,
+    past_names: Vec<String>,
+    present_names: Vec<String>,
+    /// `past_key_0, past_value_0, past_key_1, ...`; `None` only while a step runs.
+    past: Vec<Option<DynValue>>,
+    len: usize,
+    logits: Vec<f32>,
+    binding: Option<IoBinding>,
+    device_mem: Option<MemoryInfo<'static>>,
+    /// Tokens the `gqa` KV buffers hold.
+    capacity: usize,
+}
+
+impl std::fmt::Debug for AriaModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AriaModel")
+            .field("path", &self.path)
+            .field("provider", &self.provider)
+            .field("info", &self.info)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AriaModel {
+    /// Opens `path` on the provider `options.device` asks for.
+    pub fn load(
+        runtime: &Runtime,
+        path: &Path,
+        options: &ModelOptions,
+    ) -> Result<Self, ModelError> {
+        if !path.is_file() {
+            return Err(ModelError::NotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        let (mut builder, provider) =
+            runtime.session_builder(options.device, options.threads, false)?;
+        let session = builder
+            .commit_from_file(path)
+            .map_err(|e| ModelError::Load {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        let bad = |reason: String| ModelError::Interface {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let (info, slots, past_names, present_names) = read_interface(&session).map_err(bad)?;
+        let gqa = info.variant == Variant::Gqa;
+        let capacity = if gqa {
+            options.max_context.clamp(1, info.max_seq_len)
+        } else {
+            info.max_seq_len
+        };
+        let device_mem = if provider == Provider::Cuda || options.force_io_binding || gqa {
+            let dev = if provider == Provider::Cuda {
+                AllocationDevice::CUDA
+            } else {
+                AllocationDevice::CPU
+            };
+            Some(
+                MemoryInfo::new(dev, 0, AllocatorType::Device, MemoryType::Default)
+                    .map_err(infer)?,
+            )
+        } else {
+            None
+        };
+        let binding = match device_mem {
+            Some(_) => Some(session.create_binding().map_err(infer)?),
+            None => None,
+        };
+        let mut model = Self {
+            session,
+            path: path.to_path_buf(),
+            provider,
+            info,
+            slots,
+            past_names,
+            present_names,
+            past: Vec::new(),
+            len: 0,
+            logits: Vec::new(),
+            binding,
+            device_mem,
+            capacity,
+        };
+        model.reset()?;
+        tracing::info!(
+            model = %model.path.display(),
+            provider = provider.as_str(),
+            dtype = model.info.dtype.as_str(),
+            layers = model.info.n_layers,
+            vocab = model.info.vocab_size,
+            "model loaded"
+        );
+        Ok(model)
+    }
+
+    /// The execution provider the session runs on.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// The model's size and dtype.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The model file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Tokens currently in the cache (the position of the next token).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Empties the cache (a new sequence starts at position 0).
+    pub fn reset(&mut self) -> Result<(), ModelError> {
+        self.len = 0;
+        let n = 2 * self.info.n_layers;
+        if self.info.variant == Variant::Gqa
+            && self.past.len() == n
+            && self.past.iter().all(Option::is_some)
+        {
+            // Shared buffers are reused: GQA reads only the first seqlens_k + 1 slots, so stale
+            // entries of the previous sequence are never seen.
+            return Ok(());
+        }
+        let i = &self.info;
+        let shape = match i.variant {
+            Variant::Plain => [1usize, i.n_heads, 0, i.head_dim],
+            Variant::Gqa => [1usize, i.n_heads, self.capacity, i.head_dim],
+        };
+        let mut past = Vec::with_capacity(2 * i.n_layers);
+        let ty = match i.dtype {
+            WeightDtype::Fp32 => TensorElementType::Float32,
+            WeightDtype::Fp16 => TensorElementType::Float16,
+            WeightDtype::Bf16 => TensorElementType::Bfloat16,
+        };
+        for _ in 0..2 * i.n_layers {
+            let v: DynValue = match (&self.device_mem, i.variant) {
+                (Some(mem), Variant::Gqa) => {
+                    // The shared buffer lives where the provider computes.
+                    let alloc =
+                        ort::memory::Allocator::new(&self.session, mem.clone()).map_err(infer)?;
+                    DynTensor::new(&alloc, ty, shape).map_err(infer)?.into_dyn()
+                }
+                _ => DynTensor::new(self.session.allocator(), ty, shape)
+                    .map_err(infer)?
+                    .into_dyn(),
+            };
+            past.push(Some(v));
+        }
+        self.past = past;
+        self.len = 0;
+        Ok(())
+    }
+
+    /// Appends `tokens` at the next positions and returns the logits after the last of them.
+    ///
+    /// On error the cache is left empty (call [`AriaModel::reset`] or start a new sequence).
+    pub fn forward(&mut self, tokens: &[u32]) -> Result<&[f32], ModelError> {
+        if tokens.is_empty() {
+            return Err(ModelError::Inference(
+                "forward called with no tokens".into(),
+            ));
+        }
+        let wanted = self.len + tokens.len();
+        if wanted > self.capacity {
+            return Err(ModelError::ContextFull {
+                wanted,
+                max: self.capacity,
+            });
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.info.vocab_size) {
+            return Err(ModelError::Inference(format!(
+                "token id {bad} is outside the model's vocabulary of {}",
+                self.info.vocab_size
+            )));
+        }
+        let result = if self.info.variant == Variant::Gqa {
+            self.step_gqa(tokens)
+        } else if self.binding.is_some() {
+            self.step_bound(tokens)
+        } else {
+            self.step_plain(tokens)
+        };
+        match result {
+            Ok(()) => {
+                self.len = wanted;
+                Ok(&self.logits)
+            }
+            Err(e) => {
+                // A half-updated cache must never be reused.
+                self.len = 0;
+                if self.past.iter().any(Option::is_none) {
+                    self.past.clear();
+                }
+                let _ = self.reset();
+                Err(e)
+            }
+        }
+    }
+
+    fn ids_and_positions(&self, tokens: &[u32]) -> Result<(DynValue, DynValue), ModelError> {
+        let n = tokens.len();
+        let ids: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
+        let pos: Vec<i64> = (self.len..self.len + n).map(|p| p as i64).collect();
+        let ids = Tensor::from_array(([1usize, n], ids)).map_err(infer)?;
+        let pos = Tensor::from_array(([1usize, n], pos)).map_err(infer)?;
+        Ok((ids.into_dyn(), pos.into_dyn()))
+    }
+
+    /// CPU: the previous presents go in by value and come back as this step's presents.
+    fn step_plain(&mut self, tokens: &[u32]) -> Result<(), ModelError> {
+        let (ids, pos) = self.ids_and_positions(tokens)?;
+        let mut ids = Some(ids);
+        let mut pos = Some(pos);
+        let mut inputs: Vec<SessionInputValue<'_>> = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            let v = match *slot {
+                Slot::Ids => ids.take(),
+                Slot::Positions => pos.take(),
+                Slot::Past(j) => self.past[j].take(),
+                Slot::SeqlensK | Slot::TotalLen => None,
+            }
+            .ok_or_else(|| ModelError::Inference("KV cache missing (earlier failure)".into()))?;
+            inputs.push(SessionInputValue::Owned(v));
+        }
+        let mut out = self.session.run(inputs.as_slice()).map_err(infer)?;
+        copy_logits(&out, &mut self.logits, self.info.vocab_size)?;
+        for (j, name) in self.present_names.iter().enumerate() {
+            let v = out
+                .remove(name.as_str())
+                .ok_or_else(|| ModelError::Inference(format!("output {name} missing")))?;
+            self.past[j] = Some(v);
+        }
+        Ok(())
+    }
+
+    /// CUDA (or forced): presents stay in device memory through an IoBinding.
+    fn step_bound(&mut self, tokens: &[u32]) -> Result<(), ModelError> {
+        let (ids, pos) = self.ids_and_positions(tokens)?;
+        let binding = self.binding.as_mut().expect("bound path");
+        let dev = self.device_mem.as_ref().expect("bound path");
+        binding.clear();
+        binding.bind_input("input_ids", &ids).map_err(infer)?;
+        binding.bind_input("positions", &pos).map_err(infer)?;
+        for (j, name) in self.past_names.iter().enumerate() {
+            let v = self.past[j].as_ref().ok_or_else(|| {
+                ModelError::Inference("KV cache missing (earlier failure)".into())
+            })?;
+            binding.bind_input(name.as_str(), v).map_err(infer)?;
+        }
+        // Logits come to host memory; the cache stays where the provider computes.
+        let host = MemoryInfo::new(
+            AllocationDevice::CPU,
+            0,
+            AllocatorType::Device,
+            MemoryType::Default,
+        )
+        .map_err(infer)?;
+        binding
+            .bind_output_to_device("logits", &host)
+            .map_err(infer)?;
+        for name in &self.present_names {
+            binding
+                .bind_output_to_device(name.as_str(), dev)
+                .map_err(infer)?;
+        }
+        let mut out = self.session.run_binding(binding).map_err(infer)?;
+        copy_logits(&out, &mut self.logits, self.info.vocab_size)?;
+        for (j, name) in self.present_names.iter().enumerate() {
+            let v = out
+                .remove(name.as_str())
+                .ok_or_else(|| ModelError::Inference(format!("output {name} missing")))?;
+            self.past[j] = Some(v);
+        }
+        Ok(())
+    }
+}
+
+impl AriaModel {
+    /// `gqa`: every layer's K and V buffer is bound as both past and present, so ORT writes the
+    /// new entries in place; only the ids and two lengths change between steps.
+    fn step_gqa(&mut self, tokens: &[u32]) -> Result<(), ModelError> {
+        let n = tokens.len();
+        let ids: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
+        let ids = Tensor::from_array(([1usize, n], ids)).map_err(infer)?;
+        let total = (self.len + n) as i32;
+        // seqlens_k is the index of the last token (total - 1), per ORT's contrib-op spec.
+        let seqlens = Tensor::from_array(([1usize], vec![total - 1])).map_err(infer)?;
+        let total_t = Tensor::from_array((Vec::<usize>::new(), vec![total])).map_err(infer)?;
+        let binding = self.binding.as_mut().expect("gqa uses a binding");
+        binding.clear();
+        for slot in &self.slots {
+            match *slot {
+                Slot::Ids => binding.bind_input("input_ids", &ids),
+                Slot::SeqlensK => binding.bind_input("seqlens_k", &seqlens),
+                Slot::TotalLen => binding.bind_input("total_sequence_length", &total_t),
+                Slot::Positions => Ok(()),
+                Slot::Past(j) => {
+                    let v = self.past[j].as_mut().ok_or_else(|| {
+                        ModelError::Inference("KV buffer missing (earlier failure)".into())
+                    })?;
+                    binding
+                        .bind_input(self.past_names[j].as_str(), &*v)
+                        .and_then(|_| binding.bind_output(self.present_names[j].as_str(), v))
+                }
+            }
+            .map_err(infer)?;
+        }
+        let host = MemoryInfo::new(
+            AllocationDevice::CPU,
+            0,
+            AllocatorType::Device,
+            MemoryType::Default,
+        )
+        .map_err(infer)?;
+        binding
+            .bind_output_to_device("logits", &host)
+            .map_err(infer)?;
+        let out = self.session.run_binding(binding).map_err(infer)?;
+        copy_logits(&out, &mut self.logits, self.info.vocab_size)
+    }
+}
+
+fn copy_logits(
+    out: &ort::session::SessionOutputs<'_>,
+    dst: &mut Vec<f32>,
+    vocab: usize,
+) -> Result<(), ModelError> {
+    let v = out
+        .get("logits")
+        .ok_or_else(|| ModelError::Inference("output logits missing".into()))?;
+    let (_, data) = v.try_extract_tensor::<f32>().map_err(infer)?;
+    if data.len() != vocab {
+        return Err(ModelError::Inference(format!(
+            "logits have {} values, expected {vocab}",
+            data.len()
+        )));
+    }
+    dst.clear();
+    dst.extend_from_slice(data);
+    Ok(())
+}
+
+type Interface = (ModelInfo, Vec<Slot>, Vec<String>, Vec<String>);
+
+fn tensor_of(t: &ValueType) -> Option<(TensorElementType, Vec<i64>)> {
+    match t {
+        ValueType::Tensor { ty, shape, .. } => Some((*ty, shape.to_vec())),
+        _ => None,
+    }
+}
+
+/// Reads and checks the session's inputs and outputs against the exporter's plain interface.
+fn read_interface(session: &Session) -> Result<Interface, String> {
+    let inputs = session.inputs();
+    let outputs = session.outputs();
+    let names: Vec<&str> = inputs.iter().map(|i| i.name()).collect();
+    let variant = if names.contains(&"seqlens_k") {
+        Variant::Gqa
+    } else {
+        Variant::Plain
+    };
+    let needed: &[&str] = match variant {
+        Variant::Plain => &["input_ids", "positions", "past_key_0", "past_value_0"],
+        Variant::Gqa => &[
+            "input_ids",
+            "seqlens_k",
+            "total_sequence_length",
+            "past_key_0",
+            "past_value_0",
+        ],
+    };
+    for &need in needed {
+        if !names.contains(&need) {
+            return Err(format!(
+                "input `{need}` is missing (inputs are: {})",
+                names.join(", ")
+            ));
+        }
+    }
+    let n_layers = names.iter().filter(|n| n.starts_with("past_key_")).count();
+    let mut past_names = Vec::new();
+    let mut present_names = Vec::new();
+    for l in 0..n_layers {
+        for kv in ["key", "value"] {
+            let p = format!("past_{kv}_{l}");
+            if !names.contains(&p.as_str()) {
+                return Err(format!("input `{p}` is missing"));
+            }
+            let o = format!("present_{kv}_{l}");
+            if !outputs.iter().any(|x| x.name() == o) {
+                return Err(format!("output `{o}` is missing"));
+            }
+            past_names.push(p);
+            present_names.push(o);
+        }
+    }
+    let mut slots = Vec::new();
+    for n in &names {
+        slots.push(match *n {
+            "input_ids" => Slot::Ids,
+            "positions" => Slot::Positions,
+            "seqlens_k" => Slot::SeqlensK,
+            "total_sequence_length" => Slot::TotalLen,
+            other => match past_names.iter().position(|p| p == other) {
+                Some(j) => Slot::Past(j),
+                None => return Err(format!("unexpected input `{other}`")),
+            },
+        });
+    }
+    let (ty, shape) = inputs
+        .iter()
+        .find(|i| i.name() == "past_key_0")
+        .and_then(|i| tensor_of(i.dtype()))
+        .ok_or("`past_key_0` is not a tensor")?;
+    let dtype = match ty {
+        TensorElementType::Float32 => WeightDtype::Fp32,
+        TensorElementType::Float16 => WeightDtype::Fp16,
+        TensorElementType::Bfloat16 => WeightDtype::Bf16,
+        other => return Err(format!("`past_key_0` has element type {other:?}")),
+    };
+    if shape.len() != 4 || shape[1] <= 0 || shape[3] <= 0 {
+        return Err(format!(
+            "`past_key_0` has shape {shape:?}, expected [1, heads, past, head_dim]"
+        ));
+    }
+    let logits = outputs
+        .iter()
+        .find(|o| o.name() == "logits")
+        .and_then(|o| tensor_of(o.dtype()))
+        .ok_or("output `logits` is missing")?;
+    if logits.0 != TensorElementType::Float32 || logits.1.len() != 2 || logits.1[1] <= 0 {
+        return Err(format!(
+            "`logits` is {:?} {:?}, expected float32 [1, vocab]",
+            logits.0, logits.1
+        ));
+    }
+    let max_seq_len = session
+        .metadata()
+        .ok()
+        .and_then(|m| m.custom("aria.max_seq_len"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1024);
+    let info = ModelInfo {
+        n_layers,
+        n_heads: shape[1] as usize,
+        head_dim: shape[3] as usize,
+        vocab_size: logits.1[1] as usize,
+        max_seq_len,
+        dtype,
+        variant,
+    };
+    Ok((info, slots, past_names, present_names))
+}
