@@ -12,7 +12,8 @@ without torch). Two graph variants share one interface idea:
   of fixed length ``max_seq_len``: ``past_*`` and ``present_*`` are [1, H, max_seq_len, Dh] and the
   caller binds the same buffer to both, so every decode step has identical shapes and addresses
   (what CUDA graphs need). Extra inputs ``seqlens_k`` [1] int32 (tokens in cache after this step
-  minus one) and ``total_sequence_length`` [] int32.
+  minus one), ``total_sequence_length`` [] int32, and ``logits_start`` / ``logits_end`` [1] int64:
+  ``logits`` [1, end - start] holds only those head rows (the ids a masked step can sample).
 
 Architecture (EleutherAI aria ``TransformerLM``): pre-norm LayerNorm (eps 1e-5, weight+bias), fused
 ``mixed_qkv`` split q|k|v, rotary base 500000 in half-split form, causal softmax attention,
@@ -220,10 +221,11 @@ def build(w, cfg, dtype, variant):
     np_dtype, onnx_dtype = DTYPES[dtype]
     g = Graph(np_dtype, onnx_dtype)
     g.const_i64("split_ff", [f, f])
-    g.const_i64("split_qkv", [d, d, d])
-    g.const_i64("split_half", [dh // 2, dh // 2])
-    g.const_i64("shape_bshd", [0, 0, h, dh])
-    g.const_i64("shape_bsd", [0, 0, d])
+    if variant == "plain":
+        g.const_i64("split_qkv", [d, d, d])
+        g.const_i64("split_half", [dh // 2, dh // 2])
+        g.const_i64("shape_bshd", [0, 0, h, dh])
+        g.const_i64("shape_bsd", [0, 0, d])
     g.const_i64("last_start", [-1])
     g.const_i64("last_end", [2**62])
     g.const_i64("axis1", [1])
@@ -328,8 +330,34 @@ def build(w, cfg, dtype, variant):
     # 17727-wide lm_head instead of 178.
     last = g.op("Slice", [x, "last_start", "last_end", "axis1"], hint="last")  # [1, 1, d]
     last = layer_norm(g, last, w, "model.out_layer_norm")
-    logits = linear(g, last, w, "lm_head.weight")
-    logits = g.op("Squeeze", [logits, "axis1"], hint="logits_sq")
+    if variant == "gqa":
+        # Only head rows [logits_start, logits_end) are computed: a grammar-masked decode step
+        # needs ~1.7k of the 17727 (notes + <T>, or the 500 onsets, or the 501 durations), and
+        # the head is 60% of a small model's per-token weight traffic.
+        inputs.append(helper.make_tensor_value_info("logits_start", TensorProto.INT64, [1]))
+        inputs.append(helper.make_tensor_value_info("logits_end", TensorProto.INT64, [1]))
+        outputs[0] = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "head"])
+        g.const_i64("axis0", [0])
+        head_w = g.weight("lm_head.weight", w["lm_head.weight"])  # [V, d]
+        last2d = g.op("Squeeze", [last, "axis1"], hint="last2d")  # [1, d]
+        # The whole head (prefill, unmasked sampling) multiplies the constant weight, which ORT
+        # prepacks; a part slices its rows first (a copy of K x d, cheap for K ~ 1.7k but 3x
+        # slower than the prepacked product when K is all 17727).
+        g.const_i64("vocab", [v])
+        width = g.op("Sub", ["logits_end", "logits_start"], hint="head_width")
+        whole = g.op("Squeeze", [g.op("Equal", [width, "vocab"])], hint="whole_head")
+        then_g = helper.make_graph(
+            [helper.make_node("Gemm", [last2d, head_w], ["full_logits"], transB=1)],
+            "full_head", [], [helper.make_tensor_value_info("full_logits", onnx_dtype, [1, v])])
+        else_g = helper.make_graph(
+            [helper.make_node("Slice", [head_w, "logits_start", "logits_end", "axis0"],
+                              ["head_rows"]),
+             helper.make_node("Gemm", [last2d, "head_rows"], ["part_logits"], transB=1)],
+            "part_head", [], [helper.make_tensor_value_info("part_logits", onnx_dtype, [1, "head"])])
+        logits = g.op("If", [whole], hint="logits", then_branch=then_g, else_branch=else_g)
+    else:
+        logits = linear(g, last, w, "lm_head.weight")
+        logits = g.op("Squeeze", [logits, "axis1"], hint="logits_sq")
     if onnx_dtype != TensorProto.FLOAT:
         logits = g.op("Cast", [logits], to=TensorProto.FLOAT)
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))

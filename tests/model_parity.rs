@@ -2,6 +2,9 @@
 //! 1e-4 and the 64 greedy ids exactly, for both prompts of `aria-tiny-dev.reference.json`.
 //! Needs ONNX Runtime (`scripts/setup.sh`) and, for the re-export test, python3 with numpy + onnx.
 
+// `&[0..n]` is a list of allowed ranges that happens to hold one.
+#![allow(clippy::single_range_in_vec_init)]
+
 use std::path::{Path, PathBuf};
 
 use aria_bridge::aria::model::{AriaModel, ModelOptions};
@@ -178,4 +181,35 @@ fn gqa_export_matches_reference_greedy_ids_on_cpu() {
         );
         assert_eq!(ids, case.greedy_ids, "{}: greedy ids differ", case.name);
     }
+}
+
+#[test]
+fn head_range_gives_the_full_head_logits_inside_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tiny-gqa.onnx");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = std::process::Command::new("python3")
+        .arg(root.join("models/export_onnx.py"))
+        .arg("--checkpoint")
+        .arg(fixtures().join("aria-tiny-dev.safetensors"))
+        .arg("--config")
+        .arg(fixtures().join("aria-tiny-dev.config.json"))
+        .args(["--variant", "gqa", "--out"])
+        .arg(&out)
+        .status()
+        .expect("python3 is needed (scripts/setup.sh installs numpy and onnx)");
+    assert!(status.success());
+    let mut model = load(&out, false);
+    assert!(model.info().head_range);
+    let case = &cases()[0];
+    let full = model.forward(&case.prompt_ids).unwrap().to_vec();
+    model.reset().unwrap();
+    let part = model
+        .forward_range(&case.prompt_ids, 1000..3000)
+        .unwrap()
+        .to_vec();
+    assert_eq!(part.len(), full.len());
+    assert!(max_abs_diff(&part[1000..3000], &full[1000..3000]) <= 1e-5);
+    assert!(part[..1000].iter().all(|&l| l == f32::NEG_INFINITY));
+    assert!(part[3000..].iter().all(|&l| l == f32::NEG_INFINITY));
 }

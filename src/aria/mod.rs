@@ -1,5 +1,7 @@
 //! The model side: Aria's tokenizer, the ONNX Runtime session and sampling.
 
+pub mod generator;
+pub mod grammar;
 pub mod midi_dict;
 pub mod model;
 pub mod runtime;

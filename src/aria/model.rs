@@ -11,6 +11,7 @@
 //! bound to device memory with an IoBinding and re-bound as pasts, so only the ids go up and the
 //! 17727 logits come down each step. Runs on the thread that owns the model (the worker).
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
@@ -71,6 +72,8 @@ pub struct ModelInfo {
     pub dtype: WeightDtype,
     /// Graph variant.
     pub variant: Variant,
+    /// The graph computes only the head rows asked for (`logits_start` / `logits_end` inputs).
+    pub head_range: bool,
 }
 
 /// Why a model could not be loaded or run.
@@ -137,6 +140,9 @@ pub struct ModelOptions {
     /// maximum). A jam needs prompt + one bar: ~200 + 256; the medium model's full 8192 would
     /// take 805 MB of fp16 cache.
     pub max_context: usize,
+    /// Write ORT's per-node profile (JSON) to a file starting with this prefix; see
+    /// [`AriaModel::end_profiling`].
+    pub profile: Option<PathBuf>,
 }
 
 impl Default for ModelOptions {
@@ -146,6 +152,7 @@ impl Default for ModelOptions {
             threads: 1,
             force_io_binding: false,
             max_context: 2048,
+            profile: None,
         }
     }
 }
@@ -158,6 +165,8 @@ enum Slot {
     Past(usize),
     SeqlensK,
     TotalLen,
+    HeadStart,
+    HeadEnd,
 }
 
 /// A loaded decoder and its cache. Not shared between threads (`forward` takes `&mut self`).
@@ -177,6 +186,8 @@ pub struct AriaModel {
     device_mem: Option<MemoryInfo<'static>>,
     /// Tokens the `gqa` KV buffers hold.
     capacity: usize,
+    /// Head rows the current step computes.
+    head: Range<u32>,
 }
 
 impl std::fmt::Debug for AriaModel {
@@ -204,6 +215,9 @@ impl AriaModel {
         }
         let (mut builder, provider) =
             runtime.session_builder(options.device, options.threads, false)?;
+        if let Some(prefix) = &options.profile {
+            builder = builder.with_profiling(prefix).map_err(infer)?;
+        }
         let session = builder
             .commit_from_file(path)
             .map_err(|e| ModelError::Load {
@@ -252,6 +266,7 @@ impl AriaModel {
             binding,
             device_mem,
             capacity,
+            head: 0..0,
         };
         model.reset()?;
         tracing::info!(
@@ -278,6 +293,11 @@ impl AriaModel {
     /// The model file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Stops ORT's profiler (when [`ModelOptions::profile`] was set) and returns the file written.
+    pub fn end_profiling(&mut self) -> Result<String, ModelError> {
+        self.session.end_profiling().map_err(infer)
     }
 
     /// Tokens currently in the cache (the position of the next token).
@@ -332,10 +352,30 @@ impl AriaModel {
         Ok(())
     }
 
-    /// Appends `tokens` at the next positions and returns the logits after the last of them.
+    /// Appends `tokens` at the next positions and returns the logits after the last of them
+    /// (all `vocab_size` of them).
     ///
     /// On error the cache is left empty (call [`AriaModel::reset`] or start a new sequence).
     pub fn forward(&mut self, tokens: &[u32]) -> Result<&[f32], ModelError> {
+        let v = self.info.vocab_size as u32;
+        self.forward_range(tokens, 0..v)
+    }
+
+    /// As [`AriaModel::forward`], but only the logits of ids in `head` need to be right: a model
+    /// exported with a head range computes just those rows and the others read `-inf`; other
+    /// models compute all of them. The returned slice is always `vocab_size` long.
+    pub fn forward_range(
+        &mut self,
+        tokens: &[u32],
+        head: Range<u32>,
+    ) -> Result<&[f32], ModelError> {
+        let v = self.info.vocab_size as u32;
+        if head.start >= head.end || head.end > v {
+            return Err(ModelError::Inference(format!(
+                "head range {head:?} is not inside the vocabulary of {v}"
+            )));
+        }
+        self.head = if self.info.head_range { head } else { 0..v };
         if tokens.is_empty() {
             return Err(ModelError::Inference(
                 "forward called with no tokens".into(),
@@ -378,6 +418,13 @@ impl AriaModel {
         }
     }
 
+    /// `logits_start` and `logits_end` tensors of the current step.
+    fn head_tensors(&self) -> Result<(DynValue, DynValue), ModelError> {
+        let a = Tensor::from_array(([1usize], vec![i64::from(self.head.start)])).map_err(infer)?;
+        let b = Tensor::from_array(([1usize], vec![i64::from(self.head.end)])).map_err(infer)?;
+        Ok((a.into_dyn(), b.into_dyn()))
+    }
+
     fn ids_and_positions(&self, tokens: &[u32]) -> Result<(DynValue, DynValue), ModelError> {
         let n = tokens.len();
         let ids: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
@@ -390,21 +437,23 @@ impl AriaModel {
     /// CPU: the previous presents go in by value and come back as this step's presents.
     fn step_plain(&mut self, tokens: &[u32]) -> Result<(), ModelError> {
         let (ids, pos) = self.ids_and_positions(tokens)?;
-        let mut ids = Some(ids);
-        let mut pos = Some(pos);
+        let (hs, he) = self.head_tensors()?;
+        let (mut ids, mut pos, mut hs, mut he) = (Some(ids), Some(pos), Some(hs), Some(he));
         let mut inputs: Vec<SessionInputValue<'_>> = Vec::with_capacity(self.slots.len());
         for slot in &self.slots {
             let v = match *slot {
                 Slot::Ids => ids.take(),
                 Slot::Positions => pos.take(),
                 Slot::Past(j) => self.past[j].take(),
+                Slot::HeadStart => hs.take(),
+                Slot::HeadEnd => he.take(),
                 Slot::SeqlensK | Slot::TotalLen => None,
             }
             .ok_or_else(|| ModelError::Inference("KV cache missing (earlier failure)".into()))?;
             inputs.push(SessionInputValue::Owned(v));
         }
         let mut out = self.session.run(inputs.as_slice()).map_err(infer)?;
-        copy_logits(&out, &mut self.logits, self.info.vocab_size)?;
+        copy_logits(&out, &mut self.logits, self.info.vocab_size, &self.head)?;
         for (j, name) in self.present_names.iter().enumerate() {
             let v = out
                 .remove(name.as_str())
@@ -417,16 +466,25 @@ impl AriaModel {
     /// CUDA (or forced): presents stay in device memory through an IoBinding.
     fn step_bound(&mut self, tokens: &[u32]) -> Result<(), ModelError> {
         let (ids, pos) = self.ids_and_positions(tokens)?;
+        let (hs, he) = self.head_tensors()?;
         let binding = self.binding.as_mut().expect("bound path");
         let dev = self.device_mem.as_ref().expect("bound path");
         binding.clear();
-        binding.bind_input("input_ids", &ids).map_err(infer)?;
-        binding.bind_input("positions", &pos).map_err(infer)?;
-        for (j, name) in self.past_names.iter().enumerate() {
-            let v = self.past[j].as_ref().ok_or_else(|| {
-                ModelError::Inference("KV cache missing (earlier failure)".into())
-            })?;
-            binding.bind_input(name.as_str(), v).map_err(infer)?;
+        for slot in &self.slots {
+            match *slot {
+                Slot::Ids => binding.bind_input("input_ids", &ids),
+                Slot::Positions => binding.bind_input("positions", &pos),
+                Slot::HeadStart => binding.bind_input("logits_start", &hs),
+                Slot::HeadEnd => binding.bind_input("logits_end", &he),
+                Slot::Past(j) => {
+                    let v = self.past[j].as_ref().ok_or_else(|| {
+                        ModelError::Inference("KV cache missing (earlier failure)".into())
+                    })?;
+                    binding.bind_input(self.past_names[j].as_str(), v)
+                }
+                Slot::SeqlensK | Slot::TotalLen => Ok(()),
+            }
+            .map_err(infer)?;
         }
         // Logits come to host memory; the cache stays where the provider computes.
         let host = MemoryInfo::new(
@@ -445,7 +503,7 @@ impl AriaModel {
                 .map_err(infer)?;
         }
         let mut out = self.session.run_binding(binding).map_err(infer)?;
-        copy_logits(&out, &mut self.logits, self.info.vocab_size)?;
+        copy_logits(&out, &mut self.logits, self.info.vocab_size, &self.head)?;
         for (j, name) in self.present_names.iter().enumerate() {
             let v = out
                 .remove(name.as_str())
@@ -467,6 +525,7 @@ impl AriaModel {
         // seqlens_k is the index of the last token (total - 1), per ORT's contrib-op spec.
         let seqlens = Tensor::from_array(([1usize], vec![total - 1])).map_err(infer)?;
         let total_t = Tensor::from_array((Vec::<usize>::new(), vec![total])).map_err(infer)?;
+        let (hs, he) = self.head_tensors()?;
         let binding = self.binding.as_mut().expect("gqa uses a binding");
         binding.clear();
         for slot in &self.slots {
@@ -474,6 +533,8 @@ impl AriaModel {
                 Slot::Ids => binding.bind_input("input_ids", &ids),
                 Slot::SeqlensK => binding.bind_input("seqlens_k", &seqlens),
                 Slot::TotalLen => binding.bind_input("total_sequence_length", &total_t),
+                Slot::HeadStart => binding.bind_input("logits_start", &hs),
+                Slot::HeadEnd => binding.bind_input("logits_end", &he),
                 Slot::Positions => Ok(()),
                 Slot::Past(j) => {
                     let v = self.past[j].as_mut().ok_or_else(|| {
@@ -497,7 +558,7 @@ impl AriaModel {
             .bind_output_to_device("logits", &host)
             .map_err(infer)?;
         let out = self.session.run_binding(binding).map_err(infer)?;
-        copy_logits(&out, &mut self.logits, self.info.vocab_size)
+        copy_logits(&out, &mut self.logits, self.info.vocab_size, &self.head)
     }
 }
 
@@ -505,19 +566,23 @@ fn copy_logits(
     out: &ort::session::SessionOutputs<'_>,
     dst: &mut Vec<f32>,
     vocab: usize,
+    head: &Range<u32>,
 ) -> Result<(), ModelError> {
     let v = out
         .get("logits")
         .ok_or_else(|| ModelError::Inference("output logits missing".into()))?;
     let (_, data) = v.try_extract_tensor::<f32>().map_err(infer)?;
-    if data.len() != vocab {
+    let (a, b) = (head.start as usize, head.end as usize);
+    if data.len() != b - a {
         return Err(ModelError::Inference(format!(
-            "logits have {} values, expected {vocab}",
-            data.len()
+            "logits have {} values, expected {} (ids {a}..{b})",
+            data.len(),
+            b - a
         )));
     }
     dst.clear();
-    dst.extend_from_slice(data);
+    dst.resize(vocab, f32::NEG_INFINITY);
+    dst[a..b].copy_from_slice(data);
     Ok(())
 }
 
@@ -582,6 +647,8 @@ fn read_interface(session: &Session) -> Result<Interface, String> {
             "positions" => Slot::Positions,
             "seqlens_k" => Slot::SeqlensK,
             "total_sequence_length" => Slot::TotalLen,
+            "logits_start" => Slot::HeadStart,
+            "logits_end" => Slot::HeadEnd,
             other => match past_names.iter().position(|p| p == other) {
                 Some(j) => Slot::Past(j),
                 None => return Err(format!("unexpected input `{other}`")),
@@ -609,26 +676,35 @@ fn read_interface(session: &Session) -> Result<Interface, String> {
         .find(|o| o.name() == "logits")
         .and_then(|o| tensor_of(o.dtype()))
         .ok_or("output `logits` is missing")?;
-    if logits.0 != TensorElementType::Float32 || logits.1.len() != 2 || logits.1[1] <= 0 {
+    let head_range = names.contains(&"logits_start") && names.contains(&"logits_end");
+    if logits.0 != TensorElementType::Float32 || logits.1.len() != 2 {
         return Err(format!(
             "`logits` is {:?} {:?}, expected float32 [1, vocab]",
             logits.0, logits.1
         ));
     }
-    let max_seq_len = session
-        .metadata()
-        .ok()
-        .and_then(|m| m.custom("aria.max_seq_len"))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1024);
+    let meta = |key: &str| -> Option<usize> {
+        session
+            .metadata()
+            .ok()
+            .and_then(|m| m.custom(key))
+            .and_then(|s| s.parse().ok())
+    };
+    let vocab_size = if logits.1[1] > 0 {
+        logits.1[1] as usize
+    } else {
+        meta("aria.vocab_size").ok_or("the vocabulary size is neither in `logits` nor metadata")?
+    };
+    let max_seq_len = meta("aria.max_seq_len").unwrap_or(1024);
     let info = ModelInfo {
         n_layers,
         n_heads: shape[1] as usize,
         head_dim: shape[3] as usize,
-        vocab_size: logits.1[1] as usize,
+        vocab_size,
         max_seq_len,
         dtype,
         variant,
+        head_range,
     };
     Ok((info, slots, past_names, present_names))
 }

@@ -222,7 +222,7 @@ fn register_cuda(b: SessionBuilder, cuda_graph: bool) -> Result<SessionBuilder, 
         .build()
         .error_on_failure();
     b.with_execution_providers([ep])
-        .map_err(|e| e.message().to_string())
+        .map_err(|e| e.message().trim_end_matches('.').to_string())
 }
 
 #[cfg(test)]

@@ -199,7 +199,8 @@ fn sum(xs: &[f32]) -> f32 {
 pub fn exp_neg(x: f32) -> f32 {
     // 1.5 x 2^23: adding it rounds to an integer held in the low mantissa bits.
     const MAGIC: f32 = 12_582_912.0;
-    // max() maps NaN to -87.
+    // Not clamp(): max() maps NaN to -87 where clamp would keep it.
+    #[allow(clippy::manual_clamp)]
     let x = x.max(-87.0).min(0.0);
     let t = x * std::f32::consts::LOG2_E + MAGIC;
     let n = t - MAGIC;
@@ -217,14 +218,15 @@ pub fn exp_neg(x: f32) -> f32 {
 pub fn argmax(logits: &[f32], allowed: &[Range<u32>]) -> Option<u32> {
     let mut best: Option<(u32, f32)> = None;
     for r in allowed {
-        let hi = (r.end as usize).min(logits.len());
-        for id in (r.start as usize)..hi {
-            let l = logits[id];
+        let sp = span(r, logits.len());
+        let lo = sp.start;
+        for (off, &l) in logits[sp].iter().enumerate() {
             if l.is_nan() || l == f32::NEG_INFINITY {
                 continue;
             }
-            if best.is_none_or(|(bid, b)| l > b || (l == b && (id as u32) < bid)) {
-                best = Some((id as u32, l));
+            let id = (lo + off) as u32;
+            if best.is_none_or(|(bid, b)| l > b || (l == b && id < bid)) {
+                best = Some((id, l));
             }
         }
     }
@@ -307,6 +309,8 @@ fn partition3(seg: &mut [(u32, f32)], pivot: f32) -> (usize, usize) {
 }
 
 #[cfg(test)]
+// `&[0..n]` is a list of allowed ranges that happens to hold one.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
