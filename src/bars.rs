@@ -66,7 +66,7 @@ pub enum NoteOutcome {
 }
 
 /// The human's recent bars. Runs on the MIDI input thread.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct BarBuffers {
     notes: Vec<HeldNote>,
     pedal: Vec<PedalMark>,
@@ -76,6 +76,21 @@ pub struct BarBuffers {
     /// Index of the oldest slot and number of slots in use.
     head: usize,
     len: usize,
+}
+
+impl Clone for BarBuffers {
+    /// A copy with the same preallocated capacity (a derived clone would shrink the vectors to
+    /// their length, and the next note would allocate).
+    fn clone(&self) -> Self {
+        let mut c = Self::new();
+        c.notes.extend_from_slice(&self.notes);
+        c.pedal.extend_from_slice(&self.pedal);
+        c.pedal_before = self.pedal_before;
+        c.slots = self.slots;
+        c.head = self.head;
+        c.len = self.len;
+        c
+    }
 }
 
 impl Default for BarBuffers {

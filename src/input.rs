@@ -12,6 +12,22 @@
 //! never format; the only allocation is a job's prompt at a bar boundary (two vectors sized
 //! exactly, once a bar; see [`BarBuffers::prompt`]).
 //!
+//! # Jobs
+//! At the clock that ends a bar played through (the completeness rule is in
+//! [`crate::transport`]: after Start bar 0 counts; after Continue, a Song Position jump or a
+//! resumed clock, the bar landed in counts only when landed on its first pulse), the job for
+//! that bar `k` is built:
+//! - prompt: the last `generation.prompt_bars` bar slots *as played*, ending with `k` (fewer
+//!   when the run is younger; across a loop wrap, bar 7 then bar 4, not bars 3 and 4), in whole
+//!   ms at the tempo of the boundary;
+//! - window: the bar after the one the boundary clock belongs to (`k + 2` in an unbroken run);
+//! - `deadline_ns`: the timeline's estimate of the window's first pulse; `enqueued_ns`: the
+//!   boundary clock's timestamp; `epoch`: the timeline's;
+//! - seed: [`bar_seed`] of `generation.seed` and `k`.
+//!
+//! Jobs built before a discontinuity carry an older epoch and are void; the job for a bar that
+//! ends at a loop wrap is built after the Song Position, in the new epoch and coordinates.
+//!
 //! # Ports
 //! When `midi.clock_port` is set, transport messages are taken from [`PortRole::Clock`] only and
 //! notes from [`PortRole::Notes`] only (a DAW that also sends its clock on the note port must
@@ -407,7 +423,9 @@ impl InputProcessor {
         self.handle_transport(&buf[..n], out);
     }
 
-    /// The engine tells us each note message we sent (echo filter).
+    /// The engine tells us each note message we sent (echo filter). Takes `&mut self`: call it
+    /// on the thread that owns the processor (the engine forwards its sends through the input
+    /// queue), before the echo can be handled.
     pub fn record_sent(&mut self, at: Nanos, bytes: &[u8]) {
         self.echo.record_sent(at, bytes);
     }

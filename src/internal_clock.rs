@@ -27,7 +27,7 @@ pub struct Script {
 
 impl Script {
     /// Lays out Start at `origin - 1 ms`, `pulses` clocks from `origin` at `bpm`, the human part
-    /// (`at_ms` from pulse 0; messages at or after the last pulse are dropped), and Stop one
+    /// (`at_ms` from pulse 0; messages at or after the last pulse are dropped), and Stop half a
     /// pulse after the last clock.
     pub fn new(bpm: f64, origin: Nanos, pulses: u64, human: &[TimedMessage]) -> Self {
         let ns_per_pulse = 60e9 / (bpm * PPQN as f64);
@@ -59,7 +59,10 @@ impl Script {
                 RawMidi::new(t, PortRole::Notes, &m.bytes[..m.len as usize]),
             ));
         }
-        let stop = end + ns_per_pulse.round() as Nanos;
+        // Half a pulse after the last clock: the bar in progress is over for the listener, and a
+        // window that would begin on the next pulse never starts (a Stop racing a window start
+        // would otherwise sound its first notes for a few microseconds).
+        let stop = end + (ns_per_pulse / 2.0).round() as Nanos;
         keyed.push((stop, 0, RawMidi::new(stop, PortRole::Notes, &[0xFC])));
         keyed.sort_by_key(|k| (k.0, k.1));
         Self {
@@ -77,7 +80,7 @@ impl Script {
 }
 
 /// Plays `script` on the wall clock: waits (spin_sleep, ~40 µs p99 oversleep measured on 2 busy
-/// cores) until each message's instant, re-stamps it with the real instant, shows it to
+/// cores) until each message's instant, stamps it with that instant in the live timebase, shows it to
 /// `on_send` (to forward the clock to other devices, or record the human part) and hands it to
 /// the engine with `try_send`. Returns the shift from script time to real time and the number of
 /// messages the engine's full queue refused. Runs on the calling thread until done or `stop`.
@@ -97,8 +100,11 @@ pub fn play(
         }
         let due = m.at + shift;
         sleeper.sleep_until(clock::to_instant(due));
+        // Stamped with the instant it was due, not the instant this thread woke: we are the
+        // master, so our schedule is the truth, and a preempted wake-up (several ms on a loaded
+        // 2-core machine) must not read as clock jitter downstream.
         let mut msg = *m;
-        msg.at = clock::now();
+        msg.at = due;
         on_send(&msg);
         match input.try_send(msg) {
             Ok(()) => {}
@@ -142,4 +148,39 @@ mod tests {
         let s = Script::new(120.0, 0, 96, &human);
         assert!(s.messages.iter().all(|m| m.bytes[0] != 0x90));
     }
+}
+
+/// Runs an open-ended clock at `bpm` on the wall clock until `stop` is set: Start, then a 0xF8
+/// every pulse period, then Stop. Each message goes to the engine (`try_send`; refusals counted
+/// and returned) and to `out`, so that other devices can follow our clock. Runs on the calling
+/// thread (the daemon gives it its own, `aria-clock`).
+pub fn run_live(
+    bpm: f64,
+    input: &Sender<RawMidi>,
+    out: &mut dyn crate::sink::MidiOut,
+    stop: &AtomicBool,
+) -> u64 {
+    let sleeper = spin_sleep::SpinSleeper::default();
+    let ns_per_pulse = 60e9 / (bpm * PPQN as f64);
+    let mut refused = 0;
+    let mut emit = |at: Nanos, byte: u8| {
+        out.send(at, &[byte]);
+        if let Err(TrySendError::Full(_)) =
+            input.try_send(RawMidi::new(at, PortRole::Notes, &[byte]))
+        {
+            refused += 1;
+        }
+    };
+    // The first clock follows Start by 1 ms, as in the headless script.
+    let origin = clock::now() + 1_000_000;
+    emit(origin - 1_000_000, 0xFA);
+    let mut pulse: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let due = origin + (pulse as f64 * ns_per_pulse).round() as Nanos;
+        sleeper.sleep_until(clock::to_instant(due));
+        emit(due, 0xF8);
+        pulse += 1;
+    }
+    emit(clock::now(), 0xFC);
+    refused
 }

@@ -34,6 +34,7 @@ pub mod job;
 pub mod job_queue;
 pub mod meter;
 pub mod midi;
+pub mod midi_io;
 pub mod note;
 pub mod scheduler;
 pub mod sink;

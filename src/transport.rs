@@ -453,7 +453,7 @@ impl Transport {
                 gap: update == TempoUpdate::Gap,
             });
         }
-        if self.clocks_seen % u64::from(crate::PPQN) == 0 {
+        if self.clocks_seen.is_multiple_of(u64::from(crate::PPQN)) {
             out(TransportEvent::TempoSample {
                 at,
                 bpm: bpm_of(self.dll.ns_per_pulse()),

@@ -446,3 +446,43 @@ proptest! {
         prop_assert!(j.p.timeline().ns_per_pulse > 0.0);
     }
 }
+
+#[test]
+fn job_window_follows_the_meter_changes() {
+    use aria_bridge::config::MeterChange;
+    let mut j = Jam::new(|c| {
+        c.clock.meter_changes = vec![
+            MeterChange {
+                bar: 2,
+                time_signature: "3/4".into(),
+            },
+            MeterChange {
+                bar: 3,
+                time_signature: "7/8".into(),
+            },
+        ];
+    });
+    j.send(0.0, &[0xFA]);
+    j.clocks(96 + 96 + 72 + 1);
+    let windows: Vec<Window> = Jam::jobs(&j.take()).iter().map(|j| j.window).collect();
+    assert_eq!(
+        windows,
+        vec![
+            Window {
+                bar: 2,
+                start_pulse: 192,
+                len_pulses: 72
+            },
+            Window {
+                bar: 3,
+                start_pulse: 264,
+                len_pulses: 84
+            },
+            Window {
+                bar: 4,
+                start_pulse: 348,
+                len_pulses: 84
+            },
+        ]
+    );
+}

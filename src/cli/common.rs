@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
+use aria_bridge::aria::generator::AriaGenerator;
 use aria_bridge::config::{Config, Device};
 use aria_bridge::generator::Generator;
 
@@ -58,8 +61,10 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     })
 }
 
-/// Builds the model-backed generator that `[model]` describes.
+/// Builds the model-backed generator that `[model]` describes (loads ONNX Runtime, registers
+/// the execution provider, checks the model's inputs and vocabulary).
 pub fn load_generator(cfg: &Config) -> anyhow::Result<Box<dyn Generator>> {
-    let _ = cfg;
-    anyhow::bail!("the model runtime is not wired in yet")
+    let margin = Duration::from_secs_f64(cfg.generation.deadline_margin_ms.max(0.0) / 1e3);
+    let generator = AriaGenerator::load(&cfg.model, margin)?;
+    Ok(Box::new(generator))
 }

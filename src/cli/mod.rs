@@ -9,6 +9,8 @@ mod common;
 mod generate;
 mod jam;
 mod logging;
+mod ports;
+mod run;
 mod tokenize;
 
 /// Real-time AI piano accompaniment over MIDI, with Aria under ONNX Runtime.
@@ -21,6 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The live daemon: follow a MIDI clock and a player, answer bar by bar on the output port.
+    Run(run::Args),
     /// Headless jam: an internal clock plays a human MIDI file through the engine and writes the session.
     Jam(jam::Args),
     /// Print the Aria tokens of a MIDI file as one JSON array.
@@ -29,6 +33,8 @@ enum Command {
     Generate(generate::Args),
     /// Measure prefill, decode and whole-bar latency of a model.
     Bench(bench::Args),
+    /// List the MIDI input and output ports this build can see.
+    Ports(ports::Args),
 }
 
 /// Parses the command line and runs the command.
@@ -36,9 +42,11 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     logging::init();
     match cli.command {
+        Command::Run(a) => run::run(a),
         Command::Jam(a) => jam::run(a),
         Command::Tokenize(a) => tokenize::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Ports(a) => ports::run(a),
     }
 }
