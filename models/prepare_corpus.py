@@ -34,10 +34,12 @@ import numpy as np
 # Composer folders of music21's core corpus that hold polyphonic art music (the folk-song collections
 # in ABC are single melodies and left out). Per-composer caps keep one large collection (Palestrina's
 # masses, ~1300 movements) from dominating the corpus and the preparation time.
-DEFAULT_COMPOSERS = ("bach", "beethoven", "mozart", "haydn", "handel", "schubert", "schumann_robert",
-                     "schumann_clara", "chopin", "joplin", "corelli", "monteverdi", "palestrina",
-                     "josquin", "lusitano", "verdi", "weber", "cpebach", "beach", "schoenberg", "webern",
-                     "luca", "ciconia", "trecento")
+DEFAULT_COMPOSERS = ("bach", "monteverdi", "palestrina", "trecento", "handel", "schubert", "chopin",
+                     "joplin", "corelli", "verdi", "weber", "cpebach", "beach", "schumann_robert",
+                     "schumann_clara", "lusitano", "josquin", "luca", "ciconia", "webern", "schoenberg",
+                     "mozart", "haydn", "beethoven")
+# In this order: music21 renders a string quartet movement (Mozart, Haydn, Beethoven) in minutes, a
+# chorale in a fraction of a second, so the large scores come last where a time limit cuts them.
 DEFAULT_MAX_PER_COMPOSER = 450
 # Palestrina's masses (1318 movements) would outnumber everything else together.
 MAX_PER_COMPOSER_OVERRIDE = {"palestrina": 250}
