@@ -298,7 +298,7 @@ def full_forward(sd, cfg, x):
         p = lambda n: sd[f"model.encode_layers.{i}.{n}"]  # noqa: E731
         y = F.layer_norm(z, (d,), p("norm1.weight"), p("norm1.bias"), LN_EPS)
         q, k, v = F.linear(y, p("mixed_qkv.weight")).split(d, dim=-1)
-        q, k, v = (u.view(1 if False else x.shape[0], t, h, d // h).transpose(1, 2) for u in (q, k, v))
+        q, k, v = (u.view(x.shape[0], t, h, d // h).transpose(1, 2) for u in (q, k, v))
         q, k = rotate_half_split(q, cos[:t], sin[:t]), rotate_half_split(k, cos[:t], sin[:t])
         att = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(x.shape[0], t, d)
         z = z + F.linear(att, p("att_proj_linear.weight"))
@@ -458,6 +458,8 @@ def main(argv=None):
                     help="bfloat16 autocast for the matrix products (weights and optimizer stay float32; "
                          "3x faster on CPUs with AMX or AVX512-BF16)")
     ap.add_argument("--bench", type=int, default=0, help="only time this many steps and exit")
+    ap.add_argument("--eval-only", metavar="CKPT", help="only print the held-out figures of a checkpoint "
+                    "(reference key names, e.g. best.safetensors) with the baselines, as JSON")
     a = ap.parse_args(argv)
 
     torch.manual_seed(a.seed)
@@ -477,6 +479,20 @@ def main(argv=None):
     log(f"{len(train)} train pieces ({sum(len(p) for p in train)} notes), {len(val)} held-out pieces, "
         f"{len(wins)} held-out windows, {n_val_tokens} held-out target tokens; {len(used)} used token ids")
 
+    if a.eval_only:
+        from safetensors.torch import load_file
+
+        beside = os.path.join(os.path.dirname(os.path.abspath(a.eval_only)), "aria-demo.config.json")
+        if os.path.exists(beside):  # the size the checkpoint was trained with, not the flags
+            with open(beside) as f:
+                cfg = json.load(f)
+
+        sd = {k: v.float() for k, v in load_file(a.eval_only).items()}
+        loss = evaluate_full(sd, cfg, val_batches)
+        print(json.dumps({"checkpoint": a.eval_only, "val_loss_full_vocab": loss, "val_perplexity": math.exp(loss),
+                          "unigram_loss": unigram_loss(train, vocab, a.seq_len, val_batches),
+                          "uniform_loss": math.log(vocab.size), "val_tokens": n_val_tokens}))
+        return 0
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "aria-demo.config.json"), "w") as f:
         json.dump(cfg, f)  # written first, so every checkpoint on the way can be exported
