@@ -255,3 +255,30 @@ fn a_model_failure_mid_bar_is_an_error_result_not_a_panic() {
     short.params.max_new_tokens = 5;
     assert!(g.generate(&short).is_ok());
 }
+
+#[test]
+fn leading_silence_is_removed_before_the_model_sees_the_prompt() {
+    // First note at 7000 ms: encoded as is, the prompt would start with a `<T>`; re-based, the
+    // first note sits at onset 0 and the prompt is prefix, `<S>` and 3 ids per note.
+    let mut g = generator(ModelOptions::default());
+    let notes: Vec<MsNote> = (0..4)
+        .map(|i| MsNote {
+            pitch: 60 + i as u8,
+            velocity: 70,
+            start_ms: 7000 + i * 300,
+            end_ms: 7000 + i * 300 + 250,
+        })
+        .collect();
+    let p = Prompt {
+        notes,
+        pedal: vec![],
+        length_ms: 9000,
+    };
+    let mut req = request(&p, 3, None);
+    req.window_start_ms = 9000;
+    let out = g.generate(&req).unwrap();
+    assert_eq!(out.stats.prompt_tokens, 2 + 3 * 4);
+    for n in &out.notes {
+        assert!(n.start_ms < 2000);
+    }
+}

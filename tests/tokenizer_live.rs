@@ -155,3 +155,32 @@ fn unknown_ids_and_velocity_zero_notes_are_skipped() {
     ];
     assert_eq!(tok.decode_notes(&ids), vec![note(62, 50, 10, 110)]);
 }
+
+#[test]
+fn rebased_prompt_starts_at_onset_zero_and_reports_the_offset() {
+    let tok = Tokenizer::new();
+    let prompt = Prompt {
+        notes: vec![note(60, 64, 5120, 5480), note(64, 100, 6004, 6500)],
+        pedal: vec![],
+        length_ms: 8000,
+    };
+    let (ids, offset) = tok.encode_prompt_rebased(&prompt);
+    assert_eq!(offset, 5120);
+    let want = [
+        Token::Prefix("instrument".into(), "piano".into()),
+        Token::Special(Special::S),
+        piano(60, 60),
+        Token::Onset(0),
+        Token::Dur(360),
+        piano(64, 100),
+        Token::Onset(880),
+        Token::Dur(500),
+    ];
+    assert_eq!(ids, tok.encode(&want));
+    let notes = tok.decode_notes(&ids);
+    assert_eq!(notes[1].start_ms + offset, 6000);
+    assert_eq!(
+        tok.encode_prompt_rebased(&Prompt::default()),
+        (vec![6, 0], 0)
+    );
+}

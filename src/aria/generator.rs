@@ -25,7 +25,7 @@ use crate::generator::{
     Generated, GenerationRequest, GenerationStats, Generator, GeneratorError, SamplingParams,
     StopReason,
 };
-use crate::note::{MsNote, PedalEvent, Prompt};
+use crate::note::MsNote;
 
 /// Why an [`AriaGenerator`] could not be built (at startup, before any bar).
 #[derive(Debug, thiserror::Error)]
@@ -231,41 +231,11 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// The prompt moved so that its first note starts at 0, and the offset removed.
-pub fn rebase(prompt: &Prompt) -> (Prompt, u32) {
-    let offset = prompt.notes.iter().map(|n| n.start_ms).min().unwrap_or(0);
-    let notes = prompt
-        .notes
-        .iter()
-        .map(|n| MsNote {
-            start_ms: n.start_ms - offset,
-            end_ms: n.end_ms.saturating_sub(offset),
-            ..*n
-        })
-        .collect();
-    let pedal = prompt
-        .pedal
-        .iter()
-        .map(|p| PedalEvent {
-            at_ms: p.at_ms.saturating_sub(offset),
-            down: p.down,
-        })
-        .collect();
-    (
-        Prompt {
-            notes,
-            pedal,
-            length_ms: prompt.length_ms.saturating_sub(offset),
-        },
-        offset,
-    )
-}
-
 impl Generator for AriaGenerator {
     fn generate(&mut self, request: &GenerationRequest<'_>) -> Result<Generated, GeneratorError> {
         let t0 = Instant::now();
-        let (prompt, offset) = rebase(request.prompt);
-        let prompt_ids = self.tok.encode_prompt(&prompt);
+        // Leading silence removed, as the reference prompts the model; `offset` puts it back.
+        let (prompt_ids, offset) = self.tok.encode_prompt_rebased(request.prompt);
         let tokenize_ms = ms(t0.elapsed());
         let window_start = request.window_start_ms;
         let window_end = window_start.saturating_add(request.window_len_ms);
@@ -328,39 +298,10 @@ impl Generator for AriaGenerator {
 mod tests {
     use super::*;
 
-    fn note(start_ms: u32, end_ms: u32) -> MsNote {
-        MsNote {
-            pitch: 60,
-            velocity: 64,
-            start_ms,
-            end_ms,
-        }
-    }
-
     #[test]
-    fn rebase_moves_the_first_onset_to_zero() {
-        let p = Prompt {
-            notes: vec![note(1200, 1500), note(1300, 2000)],
-            pedal: vec![PedalEvent {
-                at_ms: 1000,
-                down: true,
-            }],
-            length_ms: 4000,
-        };
-        let (r, off) = rebase(&p);
-        assert_eq!(off, 1200);
-        assert_eq!(r.notes, vec![note(0, 300), note(100, 800)]);
-        assert_eq!(r.pedal[0].at_ms, 0);
-        assert_eq!(r.length_ms, 2800);
-    }
-
-    #[test]
-    fn rebase_of_an_empty_prompt_is_identity() {
-        let p = Prompt {
-            notes: vec![],
-            pedal: vec![],
-            length_ms: 4000,
-        };
-        assert_eq!(rebase(&p), (p.clone(), 0));
+    fn generator_can_move_to_the_worker_thread() {
+        fn send<T: Send>() {}
+        send::<AriaGenerator>();
+        let _: Option<Box<dyn Generator>> = None::<AriaGenerator>.map(|g| Box::new(g) as _);
     }
 }

@@ -1,15 +1,21 @@
 //! One Aria decoder session under ONNX Runtime with its KV cache.
 //!
-//! [`AriaModel::load`] opens a model written by `models/export_onnx.py` (plain-ops variant:
-//! inputs `input_ids`, `positions`, `past_{key,value}_{i}`; outputs `logits` for the last position
-//! only and `present_{key,value}_{i}`), checks that its interface is the one this code drives, and
-//! reads the model's size from it. [`AriaModel::forward`] appends tokens to the cache and returns
-//! the last position's logits.
+//! [`AriaModel::load`] opens a model written by `models/export_onnx.py`, checks that its
+//! interface is one this code drives, and reads the model's size from it:
+//! - `plain` export: inputs `input_ids`, `positions`, `past_{key,value}_{i}`; outputs `logits`
+//!   (last position only) and `present_{key,value}_{i}`, one token longer each step;
+//! - `gqa` export: `GroupQueryAttention` with one preallocated KV buffer per layer
+//!   ([`ModelOptions::max_context`] tokens) bound as both past and present, plus
+//!   `logits_start`/`logits_end` so a step computes only the head rows it may sample
+//!   ([`AriaModel::forward_range`]).
 //!
-//! The cache never crosses to the host between steps: on CPU the `present_*` values ORT returns
-//! are handed back as the next step's `past_*` inputs (no copy at all); on CUDA the presents are
-//! bound to device memory with an IoBinding and re-bound as pasts, so only the ids go up and the
-//! 17727 logits come down each step. Runs on the thread that owns the model (the worker).
+//! The cache never crosses to the host between steps. On CPU with a `plain` model the `present_*`
+//! values ORT returns are handed back as the next step's `past_*` inputs (no copy at all). On CUDA
+//! the presents are bound to device memory with an IoBinding and re-bound as pasts (ort copies a
+//! re-bound output on the device); with a `gqa` model ORT writes the new entries into the shared
+//! buffers in place. Only the ids go up and the logits come down each step.
+//!
+//! Runs on the thread that owns the model (the generation worker); `forward` takes `&mut self`.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

@@ -61,6 +61,16 @@ pub(super) fn tokenize(
     opts: &EncodeOptions,
     include_pedal: bool,
 ) -> Result<Vec<Token>, TokenizerError> {
+    tokenize_with_origin(source, opts, include_pedal).map(|(tokens, _)| tokens)
+}
+
+/// As [`tokenize`], also giving the tick the clock starts from (the first event's tick when
+/// leading silence is removed, else 0).
+pub(super) fn tokenize_with_origin(
+    source: &MidiDict,
+    opts: &EncodeOptions,
+    include_pedal: bool,
+) -> Result<(Vec<Token>, u64), TokenizerError> {
     let md = source.without_ignored_instruments();
     if md.notes.is_empty() {
         return Err(TokenizerError::NoNotes);
@@ -207,5 +217,5 @@ pub(super) fn tokenize(
     if opts.add_eos_tok {
         out.push(Token::Special(Special::E));
     }
-    Ok(out)
+    Ok((out, initial_tick))
 }

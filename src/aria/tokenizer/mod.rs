@@ -364,13 +364,14 @@ impl Tokenizer {
 
     /// The tokenizer that matches a model's vocabulary size: 17727 (default) or 17729 (pedal).
     pub fn for_vocab_size(n: usize) -> Result<Self, TokenizerError> {
-        match n as u32 {
-            _ if n == vocab::DEFAULT_VOCAB_SIZE as usize => Ok(Self::new()),
-            _ if n == vocab::PEDAL_VOCAB_SIZE as usize => Ok(Tokenizer {
-                vocab: Vocab::build(true),
-            }),
-            _ => Err(TokenizerError::UnsupportedVocabSize(n)),
-        }
+        let pedal = match u32::try_from(n) {
+            Ok(vocab::DEFAULT_VOCAB_SIZE) => false,
+            Ok(vocab::PEDAL_VOCAB_SIZE) => true,
+            _ => return Err(TokenizerError::UnsupportedVocabSize(n)),
+        };
+        Ok(Tokenizer {
+            vocab: Vocab::build(pedal),
+        })
     }
 
     /// Number of ids.
@@ -459,11 +460,35 @@ impl Tokenizer {
         let md = MidiDict::from_prompt(prompt);
         match self.tokenize(&md, &Case::Prompt.options()) {
             Ok(tokens) => self.encode(&tokens),
-            Err(_) => vec![
-                self.id(&Token::Prefix("instrument".into(), "piano".into()))
-                    .unwrap_or(Special::U as u32),
-                Special::S as u32,
-            ],
+            Err(_) => self.empty_prompt_ids(),
+        }
+    }
+
+    /// What a prompt without notes encodes to: the piano prefix and `<S>`.
+    fn empty_prompt_ids(&self) -> Vec<u32> {
+        vec![
+            self.id(&Token::Prefix("instrument".into(), "piano".into()))
+                .unwrap_or(Special::U as u32),
+            Special::S as u32,
+        ]
+    }
+
+    /// Live prompt re-based at its first event -> (ids, offset in ms of that event).
+    ///
+    /// This is how the reference's own inference prompts the model (leading silence removed: the
+    /// first note sits at onset 0, all the model saw after `<S>` in training); no `<D>`, no `<E>`.
+    /// Add the offset back to notes decoded from the continuation to place them in the prompt's
+    /// time. An empty prompt gives the piano prefix, `<S>` and offset 0.
+    pub fn encode_prompt_rebased(&self, prompt: &Prompt) -> (Vec<u32>, u32) {
+        let md = MidiDict::from_prompt(prompt);
+        let opts = EncodeOptions {
+            remove_preceding_silence: true,
+            ..Case::Prompt.options()
+        };
+        match encode::tokenize_with_origin(&md, &opts, self.has_pedal()) {
+            // 1 tick = 1 ms in a prompt's dict.
+            Ok((tokens, origin)) => (self.encode(&tokens), origin.min(u32::MAX as u64) as u32),
+            Err(_) => (self.empty_prompt_ids(), 0),
         }
     }
 
@@ -490,6 +515,8 @@ impl Tokenizer {
     /// `ids` must be the whole sequence from its prefix (prompt ids followed by generated ids):
     /// the reference only decodes notes of instruments named in the prefix and counts time from
     /// the `<T>` tokens before them. Drum hits and velocity-0 notes (silent in MIDI) are left out.
+    /// Pedal tokens (pedal vocabulary) are not applied: in training, durations already include
+    /// the sustain; [`Tokenizer::detokenize_ids`] returns them.
     pub fn decode_notes(&self, ids: &[u32]) -> Vec<MsNote> {
         self.decode_notes_from(ids, 0)
     }
