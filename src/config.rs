@@ -228,12 +228,15 @@ impl Default for ModelConfig {
 pub struct LogConfig {
     /// Print a status line every this many bars; 0 = never.
     pub status_every_bars: u32,
+    /// Also print one when this many seconds passed since the last; 0 = only by bars.
+    pub status_every_secs: f64,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
             status_every_bars: 1,
+            status_every_secs: 0.0,
         }
     }
 }
@@ -416,6 +419,10 @@ impl Config {
         }
         if !(1..=64).contains(&self.model.threads) {
             return Err(bad("model.threads", self.model.threads, "1 to 64"));
+        }
+        let secs = self.log.status_every_secs;
+        if !(secs.is_finite() && (0.0..=3600.0).contains(&secs)) {
+            return Err(bad("log.status_every_secs", secs, "0 (off) to 3600 s"));
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 //!                                          |   +---- notes we sent (echo filter) ------------------|-----+
 //!                                          +--GenerationJob (JobQueue, evicts oldest)--> aria-worker
 //!                                                                                  WorkerReport -+
-//!  aria-input / aria-scheduler --fixed-size records--> aria-log (formats, writes)
+//!  aria-input / aria-worker / aria-scheduler --fixed-size records--> aria-log (formats, status line, --log sink)
 //! ```
 //!
 //! Threads: `aria-input` parses and follows the clock (never blocks: every hand-off is a
@@ -25,9 +25,11 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 
 use crate::config::Config;
-use crate::generator::Generator;
-use crate::input::{InputAction, InputCounters, InputEvent, InputProcessor};
+use crate::generator::{Generated, GenerationRequest, Generator, GeneratorError};
+use crate::input::{InputAction, InputCounters, InputProcessor};
 use crate::job_queue::{Enqueued, JobQueue};
+use crate::log::live::{GenTap, LiveLog, LiveRecord};
+use crate::log::RecordSink;
 use crate::scheduler::thread::{SchedulerMsg, SchedulerThread};
 use crate::scheduler::{DropReason, Scheduler, SchedulerEvent};
 use crate::sink::MidiOut;
@@ -44,7 +46,8 @@ const TICK: Duration = Duration::from_millis(2);
 const ECHO_QUEUE: usize = 1024;
 /// Control messages to the scheduler (timelines come once a beat, jobs once a bar).
 const CONTROL_QUEUE: usize = 256;
-/// Records waiting for the log thread.
+/// Records waiting for the log thread: ~24 tempo/clock records a bar plus ~10 lifecycle ones,
+/// so 1024 is dozens of bars if the log thread stalls on a slow disk.
 const LOG_QUEUE: usize = 1024;
 
 /// An engine that could not start.
@@ -93,18 +96,31 @@ struct Counters {
     log_lost: AtomicU64,
 }
 
-/// A record for the log thread; fixed size, so real-time threads hand it over without allocating.
-#[derive(Clone, Copy, Debug)]
-enum LogRecord {
-    Input(InputEvent),
-    Enqueued {
-        bar: u64,
-        window_bar: u64,
-        depth: usize,
-    },
-    Evicted {
-        bar: u64,
-    },
+/// Wraps the generator on `aria-worker`: after each call it `try_send`s the call's
+/// measurements to the log thread as a fixed-size [`GenTap`] (the worker's results go straight
+/// to the scheduler thread, which must not format or log).
+struct StatsTap {
+    inner: Box<dyn Generator>,
+    log: Sender<LiveRecord>,
+    counters: Arc<Counters>,
+}
+
+impl Generator for StatsTap {
+    fn generate(&mut self, request: &GenerationRequest<'_>) -> Result<Generated, GeneratorError> {
+        let started_ns = clock::now();
+        let result = self.inner.generate(request);
+        let finished_ns = clock::now();
+        let stats = result.as_ref().ok().map(|g| &g.stats);
+        let tap = GenTap::new(request.params.seed, started_ns, finished_ns, stats);
+        if self.log.try_send(LiveRecord::Generated(tap)).is_err() {
+            self.counters.log_lost.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
 }
 
 /// Wraps the scheduler's output: every note message sent is also reported to the input thread,
@@ -133,6 +149,9 @@ pub struct LiveHooks {
     pub thru: Option<Box<dyn MidiOut>>,
     /// Receives a copy of every scheduler lifecycle record (from the log thread; full = skipped).
     pub events: Option<Sender<SchedulerEvent>>,
+    /// Receives every session event record, on the log thread (e.g. a
+    /// [`crate::log::LogFile::sink`] for `--log`).
+    pub log: Option<RecordSink>,
 }
 
 /// The running engine. Feed it MIDI through [`Live::input`]; stop it with [`Live::shutdown`].
@@ -164,18 +183,27 @@ impl Live {
         out: Box<dyn MidiOut>,
         hooks: LiveHooks,
     ) -> Result<Live, EngineError> {
-        let LiveHooks { thru, events: tap } = hooks;
+        let LiveHooks {
+            thru,
+            events: tap,
+            log: sink,
+        } = hooks;
         let thread_err = |thread| move |source| EngineError::Thread { thread, source };
         let (input_tx, input_rx) = bounded::<RawMidi>(INPUT_QUEUE);
         let (echo_tx, echo_rx) = bounded::<RawMidi>(ECHO_QUEUE);
         let (control_tx, control_rx) = bounded::<SchedulerMsg>(CONTROL_QUEUE);
         let (report_tx, report_rx) = bounded::<WorkerReport>(cfg.generation.queue_capacity + 4);
-        let (log_tx, log_rx) = bounded::<LogRecord>(LOG_QUEUE);
+        let (log_tx, log_rx) = bounded::<LiveRecord>(LOG_QUEUE);
         let (queue, jobs_rx) = JobQueue::new(cfg.generation.queue_capacity);
         let epoch = Arc::new(AtomicU32::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
 
+        let generator = Box::new(StatsTap {
+            inner: generator,
+            log: log_tx.clone(),
+            counters: counters.clone(),
+        });
         let worker = Worker::spawn(
             generator,
             jobs_rx,
@@ -198,10 +226,10 @@ impl Live {
         let log_thread = {
             let events = scheduler.events();
             let counters = counters.clone();
-            let every = cfg.log.status_every_bars;
+            let mut state = LiveLog::new(cfg, clock::now(), sink);
             std::thread::Builder::new()
                 .name("aria-log".into())
-                .spawn(move || log_loop(log_rx, events, counters, every, tap))
+                .spawn(move || log_loop(log_rx, events, &mut state, &counters, tap))
                 .map_err(thread_err("aria-log"))?
         };
 
@@ -292,7 +320,7 @@ struct InputContext {
     control: Sender<SchedulerMsg>,
     queue: JobQueue,
     epoch: Arc<AtomicU32>,
-    log: Sender<LogRecord>,
+    log: Sender<LiveRecord>,
     counters: Arc<Counters>,
 }
 
@@ -307,7 +335,7 @@ impl InputContext {
         }
     }
 
-    fn log(&self, rec: LogRecord) {
+    fn log(&self, rec: LiveRecord) {
         if self.log.try_send(rec).is_err() {
             self.counters.log_lost.fetch_add(1, Ordering::Relaxed);
         }
@@ -320,9 +348,12 @@ impl InputContext {
                 // The worker reads the epoch to skip jobs whose windows will never come.
                 self.epoch.store(tl.epoch, Ordering::Release);
                 self.control(SchedulerMsg::Timeline(tl));
+                self.log(LiveRecord::Timeline(tl));
             }
             InputAction::Job(job) => {
                 let (window, epoch, bar) = (job.window, job.epoch, job.bar);
+                let (seed, enqueued_ns, deadline_ns) =
+                    (job.params.seed, job.enqueued_ns, job.deadline_ns);
                 // Expect first: a fast worker's result must find its window known.
                 self.control(SchedulerMsg::Expect { window, epoch });
                 self.counters.jobs.fetch_add(1, Ordering::Relaxed);
@@ -335,13 +366,16 @@ impl InputContext {
                             epoch: old.epoch,
                             reason: DropReason::QueueFull,
                         });
-                        self.log(LogRecord::Evicted { bar: old.bar });
+                        self.log(LiveRecord::Evicted { bar: old.bar });
                     }
                 }
-                self.log(LogRecord::Enqueued {
+                self.log(LiveRecord::Enqueued {
                     bar,
                     window_bar: window.bar,
                     depth: self.queue.len(),
+                    seed,
+                    enqueued_ns,
+                    deadline_ns,
                 });
             }
             InputAction::AllNotesOff(_) => self.control(SchedulerMsg::AllNotesOff),
@@ -350,7 +384,7 @@ impl InputContext {
                     t.send(clock::now(), &bytes[..len as usize]);
                 }
             }
-            InputAction::Event(ev) => self.log(LogRecord::Input(ev)),
+            InputAction::Event(ev) => self.log(LiveRecord::Input(ev)),
         }
     }
 }
@@ -385,38 +419,22 @@ fn input_loop(
     }
 }
 
-/// The `aria-log` loop: the only place live records become text.
+/// The `aria-log` loop: the only place live records become text. Runs until both the input
+/// side and the scheduler have closed their channels.
 fn log_loop(
-    records: Receiver<LogRecord>,
+    records: Receiver<LiveRecord>,
     events: Receiver<SchedulerEvent>,
-    counters: Arc<Counters>,
-    status_every: u32,
+    state: &mut LiveLog,
+    counters: &Counters,
     tap: Option<Sender<SchedulerEvent>>,
 ) {
     // A closed channel is swapped for `never()` so the loop drains the other one to its end.
     let (mut records, mut events) = (records, events);
     let (mut records_open, mut events_open) = (true, true);
-    let mut bpm = 0.0;
-    let mut depth = 0usize;
-    let mut last_slack: Option<f64> = None;
     while records_open || events_open {
         select! {
             recv(records) -> r => match r {
-                Ok(LogRecord::Input(ev)) => {
-                    if let InputEvent::TempoSample { bpm: b, .. } = ev {
-                        bpm = b;
-                        tracing::debug!(target: "aria_bridge::input", ?ev);
-                    } else {
-                        tracing::info!(target: "aria_bridge::input", ?ev);
-                    }
-                }
-                Ok(LogRecord::Enqueued { bar, window_bar, depth: d }) => {
-                    depth = d;
-                    tracing::debug!(target: "aria_bridge::engine", bar, window_bar, queue_depth = d, "job enqueued");
-                }
-                Ok(LogRecord::Evicted { bar }) => {
-                    tracing::warn!(target: "aria_bridge::engine", bar, "job dropped: queue full (the model is slower than the music)");
-                }
+                Ok(rec) => state.on_record(rec),
                 Err(_) => {
                     records_open = false;
                     records = crossbeam_channel::never();
@@ -427,26 +445,16 @@ fn log_loop(
                     if let Some(t) = &tap {
                         let _ = t.try_send(ev);
                     }
-                    match ev {
-                        SchedulerEvent::Scheduled { slack_ms, .. } => last_slack = Some(slack_ms),
-                        SchedulerEvent::Played { bar, .. } => {
-                            counters.played.fetch_add(1, Ordering::Relaxed);
-                            if status_every > 0 && bar % status_every as u64 == 0 {
-                                let c = &counters;
-                                tracing::info!(
-                                    target: "aria_bridge::status",
-                                    "bar {bar} | {bpm:.1} BPM | slack {} | missed {} | dropped {} | queue {depth}",
-                                    last_slack.map_or("-".to_string(), |s| format!("{s:.0} ms")),
-                                    c.missed.load(Ordering::Relaxed),
-                                    c.dropped.load(Ordering::Relaxed),
-                                );
-                            }
-                        }
-                        SchedulerEvent::Missed { .. } => { counters.missed.fetch_add(1, Ordering::Relaxed); }
-                        SchedulerEvent::Dropped { .. } => { counters.dropped.fetch_add(1, Ordering::Relaxed); }
-                        _ => {}
+                    let n = match ev {
+                        SchedulerEvent::Played { .. } => Some(&counters.played),
+                        SchedulerEvent::Missed { .. } => Some(&counters.missed),
+                        SchedulerEvent::Dropped { .. } => Some(&counters.dropped),
+                        _ => None,
+                    };
+                    if let Some(n) = n {
+                        n.fetch_add(1, Ordering::Relaxed);
                     }
-                    tracing::debug!(target: "aria_bridge::scheduler", ?ev);
+                    state.on_scheduler_event(ev);
                 }
                 Err(_) => {
                     events_open = false;

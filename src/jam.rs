@@ -21,6 +21,7 @@ use crate::generator::{GenerationStats, Generator};
 use crate::input::{InputAction, InputProcessor};
 use crate::internal_clock::{self, Script};
 use crate::job::GenerationJob;
+use crate::log::{convert, Event, Record, RecordSink};
 use crate::meter::TimeSignature;
 use crate::scheduler::{DropReason, Scheduler, SchedulerEvent};
 use crate::sink::{MidiOut, Recorder};
@@ -80,6 +81,24 @@ pub struct JamOutcome {
     pub bars: u64,
     /// Note-ons sent without their note-off at the end (must be 0).
     pub hanging_notes: usize,
+    /// The session event log, in order (the lines `--log` writes; see [`crate::log`]).
+    pub events: Vec<Record>,
+}
+
+/// Stamps the virtual jam's records: session time from pulse 0, wall time from the jam's start.
+struct Stamper {
+    wall: Instant,
+}
+
+impl Stamper {
+    fn record(&self, now: Nanos, pulse: f64, event: Event) -> Record {
+        Record::new(
+            (now as f64 - ORIGIN as f64) / 1e6,
+            self.wall.elapsed().as_secs_f64() * 1e3,
+            (pulse >= 0.0 && pulse.is_finite()).then_some(pulse),
+            event,
+        )
+    }
 }
 
 /// Pulses to play: the human part plus `tail_bars`, rounded up to whole bars. The Stop that
@@ -160,6 +179,13 @@ pub fn run_virtual(
     let mut echoed = 0usize;
     let mut last_bar_reported = u64::MAX;
     let meter = crate::input::meter_of(cfg);
+    let stamp = Stamper {
+        wall: Instant::now(),
+    };
+    // The header goes first in time too: the Start message comes before pulse 0.
+    let first_at = script.messages.first().map_or(ORIGIN, |m| m.at.min(ORIGIN));
+    out.events
+        .push(stamp.record(first_at, -1.0, convert::session(cfg, "virtual", opts.bpm)));
 
     loop {
         let t_msg = script.messages.get(next_msg).map(|m| m.at);
@@ -175,6 +201,28 @@ pub fn run_virtual(
                 .timeline()
                 .time_of(result.window.start_pulse as f64);
             let slack_ms = (window_at as f64 - now as f64) / 1e6;
+            let latency_ms = (result.finished_ns - result.started_ns) as f64 / 1e6;
+            let pulse = scheduler.timeline().pulse_at(now);
+            let (bar, window_bar) = (result.bar, result.window.bar);
+            let stats = result
+                .outcome
+                .as_ref()
+                .map(|g| &g.stats)
+                .map_err(|e| e.as_str());
+            out.events.push(stamp.record(
+                now,
+                pulse,
+                convert::generated(bar, window_bar, latency_ms, stats),
+            ));
+            out.events.push(stamp.record(
+                now,
+                pulse,
+                Event::ResultReady {
+                    bar,
+                    window_bar,
+                    slack_ms,
+                },
+            ));
             out.generations.push(BarReport {
                 bar: result.bar,
                 window_bar: result.window.bar,
@@ -192,6 +240,7 @@ pub fn run_virtual(
             }
             processor.on_midi(&msg, &mut |a| actions.push(a));
             processor.on_tick(now, &mut |a| actions.push(a));
+            let pulse = processor.timeline().pulse_at(now);
             for action in actions.drain(..) {
                 match action {
                     InputAction::Timeline(tl) => {
@@ -205,10 +254,25 @@ pub fn run_virtual(
                                 scheduler.dropped(old.window, old.epoch, DropReason::QueueFull);
                             }
                         }
+                        let (bar, window_bar) = (job.bar, job.window.bar);
                         queue.push_back(job);
+                        out.events.push(stamp.record(
+                            now,
+                            pulse,
+                            Event::Enqueued {
+                                bar,
+                                window_bar,
+                                queue_depth: queue.len() as u32,
+                            },
+                        ));
                     }
                     InputAction::AllNotesOff(_) => scheduler.all_notes_off(now, &mut rec),
-                    InputAction::Thru { .. } | InputAction::Event(_) => {}
+                    InputAction::Event(ev) => {
+                        if let Some(e) = convert::input_event(&ev) {
+                            out.events.push(stamp.record(now, pulse, e));
+                        }
+                    }
+                    InputAction::Thru { .. } => {}
                 }
             }
             let bar = meter
@@ -231,6 +295,15 @@ pub fn run_virtual(
                 scheduler.dropped(job.window, job.epoch, DropReason::DeadlinePassed);
                 continue;
             }
+            out.events.push(stamp.record(
+                now,
+                scheduler.timeline().pulse_at(now),
+                Event::GenerationStarted {
+                    bar: job.bar,
+                    window_bar: job.window.bar,
+                    queue_wait_ms: now.saturating_sub(job.enqueued_ns) as f64 / 1e6,
+                },
+            ));
             let wall = Instant::now();
             let mut result = run_job(generator, &job, None, || now);
             let cost = opts.assume_latency.unwrap_or_else(|| wall.elapsed());
@@ -246,7 +319,12 @@ pub fn run_virtual(
             processor.record_sent(at, &bytes[..len as usize]);
         }
         echoed = rec.events.len();
-        scheduler.drain_events(|ev| note_event(ev, &mut out, &mut late));
+        let pulse = scheduler.timeline().pulse_at(now);
+        scheduler.drain_events(|ev| {
+            out.events
+                .push(stamp.record(now, pulse, convert::scheduler_event(&ev)));
+            note_event(ev, &mut out, &mut late)
+        });
         // A stopped transport schedules nothing more; leave once the script is over.
         if next_msg >= script.messages.len() && busy.is_none() && wake.is_none() {
             break;
@@ -254,7 +332,12 @@ pub fn run_virtual(
     }
     let end = script.end();
     scheduler.all_notes_off(end, &mut rec);
-    scheduler.drain_events(|ev| note_event(ev, &mut out, &mut late));
+    let pulse = scheduler.timeline().pulse_at(end);
+    scheduler.drain_events(|ev| {
+        out.events
+            .push(stamp.record(end, pulse, convert::scheduler_event(&ev)));
+        note_event(ev, &mut out, &mut late)
+    });
     settle_marks(&mut out, &late);
     out.hanging_notes = scheduler.sounding_notes().max(rec.hanging_notes());
     out.ai = rec.events;
@@ -284,6 +367,30 @@ pub fn run_realtime(
     opts: &JamOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(JamOutcome, EngineSummary), EngineError> {
+    run_realtime_logged(cfg, human, generator, opts, progress, None)
+}
+
+/// [`run_realtime`], also handing every event record to `log` (on the engine's log thread).
+/// The records are kept in [`JamOutcome::events`] either way.
+pub fn run_realtime_logged(
+    cfg: &Config,
+    human: &[TimedMessage],
+    generator: Box<dyn Generator>,
+    opts: &JamOptions,
+    progress: &mut dyn FnMut(u64, u64),
+    mut log: Option<RecordSink>,
+) -> Result<(JamOutcome, EngineSummary), EngineError> {
+    // The log thread pushes here; the lock is free again once the engine has shut down.
+    let records: Arc<Mutex<Vec<Record>>> = Arc::default();
+    let keep = records.clone();
+    let sink: RecordSink = Box::new(move |r: &Record| {
+        if let Some(l) = log.as_mut() {
+            l(r);
+        }
+        if let Ok(mut v) = keep.lock() {
+            v.push(r.clone());
+        }
+    });
     let (pulses, bars) = pulses_for(cfg, human, opts.bpm, opts.tail_bars);
     let script = Script::new(opts.bpm, ORIGIN, pulses, human);
     let recorder = SharedRecorder::default();
@@ -291,6 +398,7 @@ pub fn run_realtime(
     let hooks = LiveHooks {
         thru: None,
         events: Some(tap_tx),
+        log: Some(sink),
     };
     let live = Live::start(cfg, generator, Box::new(recorder.clone()), hooks)?;
     let input = live.input();
@@ -307,7 +415,7 @@ pub fn run_realtime(
                 human_rec.push((m.at, m.bytes, m.len));
             } else if m.bytes[0] == 0xF8 {
                 clocks += 1;
-                if clocks % ppb == 0 {
+                if clocks.is_multiple_of(ppb) {
                     progress((clocks / ppb).min(bars), bars);
                 }
             }
@@ -331,6 +439,7 @@ pub fn run_realtime(
         note_event(ev, &mut outcome, &mut late);
     }
     settle_marks(&mut outcome, &late);
+    outcome.events = std::mem::take(&mut *records.lock().unwrap_or_else(|e| e.into_inner()));
     progress(bars, bars);
     Ok((outcome, summary))
 }

@@ -15,6 +15,8 @@
 //! - [`engine`] wires the pure parts together; [`jam`] is the headless shell (internal clock,
 //!   MIDI file in and out).
 //! - [`aria`] holds the model side: tokenizer, ONNX Runtime session, sampling.
+//! - [`log`] is the session event log (one JSON line per bar lifecycle step); [`report`] reads
+//!   it back into figures, advice and plots.
 //!
 //! Every pure part takes time as an argument ([`Nanos`]), so the same core runs live, headless
 //! and in tests.
@@ -32,10 +34,12 @@ pub mod internal_clock;
 pub mod jam;
 pub mod job;
 pub mod job_queue;
+pub mod log;
 pub mod meter;
 pub mod midi;
 pub mod midi_io;
 pub mod note;
+pub mod report;
 pub mod scheduler;
 pub mod sink;
 pub mod smf;

@@ -108,6 +108,17 @@ fn run_plays_ai_notes_only_inside_their_windows_and_nothing_after_stop() {
     std::thread::sleep(Duration::from_secs(2));
     let got = peer.drain();
 
+    // Phase 2, a start mid-song as some masters do it: Song Position (bar 16 = 64 sixteenths)
+    // while stopped, then Continue two seconds later, then clock and the human part from there.
+    peer.send_now(&[0xF2, 64, 0]);
+    std::thread::sleep(Duration::from_secs(2));
+    let mut resume = clock_session(BPM, 6, BEATS, &arpeggio(6, BEATS));
+    resume[0] = Timed::new(0, &[0xFB]);
+    let start2: Nanos = clock::now() + 200_000_000;
+    peer.play(start2, &resume);
+    std::thread::sleep(Duration::from_millis(800));
+    let got2 = peer.drain();
+
     // Stop the daemon by its pid (SIGINT: the same path as Ctrl-C).
     let pid = daemon.id().to_string();
     Command::new("kill").args(["-INT", &pid]).status().unwrap();
@@ -174,6 +185,34 @@ fn run_plays_ai_notes_only_inside_their_windows_and_nothing_after_stop() {
         }
     );
     assert!(notes > 0, "the daemon played nothing; log:\n{log}");
+    assert!(
+        log.contains("PositionSet") && log.contains("Continued"),
+        "no mid-song start in the log:\n{log}"
+    );
+    let notes2 = got2
+        .iter()
+        .filter(|m| m.as_slice()[0] & 0xF0 == 0x90 && m.as_slice().get(2) > Some(&0))
+        .count();
+    let mut open2: std::collections::HashMap<(u8, u8), i32> = Default::default();
+    for m in &got2 {
+        let b = m.as_slice();
+        match (b[0] & 0xF0, b.get(1), b.get(2)) {
+            (0x90, Some(&k), Some(&v)) if v > 0 => *open2.entry((b[0] & 0x0F, k)).or_default() += 1,
+            (0x80, Some(&k), _) | (0x90, Some(&k), Some(0)) => {
+                *open2.entry((b[0] & 0x0F, k)).or_default() -= 1
+            }
+            _ => {}
+        }
+    }
+    println!("e2e mid-song start: {notes2} AI notes after Song Position + Continue");
+    assert!(
+        notes2 > 0,
+        "nothing played after the mid-song start; log:\n{log}"
+    );
+    assert!(
+        open2.values().all(|&n| n <= 0),
+        "notes left sounding after the second Stop: {open2:?}"
+    );
 
     // Timing: the daemon logs each message's intended instant; both processes read the same
     // CLOCK_MONOTONIC, so arrival minus intention is the whole path's error (scheduler wake-up,

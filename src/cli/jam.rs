@@ -9,9 +9,11 @@ use anyhow::Context;
 use aria_bridge::config::Config;
 use aria_bridge::jam::{self, JamOptions, JamOutcome};
 use aria_bridge::meter::TimeSignature;
+use aria_bridge::report;
 use aria_bridge::smf::{self, Session};
 
 use super::common::{self, ModelFlags};
+use super::logging::LogFlags;
 
 /// Flags of `jam`.
 #[derive(Debug, clap::Args)]
@@ -46,6 +48,8 @@ pub struct Args {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelFlags,
+    #[command(flatten)]
+    pub log: LogFlags,
 }
 
 /// Runs `jam`.
@@ -66,6 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let human = smf::read_human(&args.input)?;
     let generator = common::load_generator(&cfg)?;
+    let log_file = args.log.open()?;
     tracing::info!("model: {}", generator.describe());
     let opts = JamOptions {
         bpm: cfg.clock.bpm,
@@ -83,13 +88,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let outcome = if args.realtime {
-        let (outcome, summary) = jam::run_realtime(&cfg, &human, generator, &opts, &mut progress)?;
+        let sink = log_file.as_ref().map(|f| f.sink());
+        let (outcome, summary) =
+            jam::run_realtime_logged(&cfg, &human, generator, &opts, &mut progress, sink)?;
         tracing::info!(?summary, "engine summary");
         outcome
     } else {
         let mut generator = generator;
-        jam::run_virtual(&cfg, &human, &mut *generator, &opts, &mut progress)
+        let outcome = jam::run_virtual(&cfg, &human, &mut *generator, &opts, &mut progress);
+        if let Some(mut sink) = log_file.as_ref().map(|f| f.sink()) {
+            outcome.events.iter().for_each(&mut sink);
+        }
+        outcome
     };
+    if let Some(f) = log_file {
+        eprintln!("event log: {}", f.path().display());
+    }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -135,48 +149,33 @@ fn write_session(cfg: &Config, args: &Args, o: &JamOutcome) -> anyhow::Result<()
     Ok(())
 }
 
+/// The closing summary, computed by the report from the session's event records.
 fn print_summary(args: &Args, o: &JamOutcome) {
     let ai_notes =
         o.ai.iter()
             .filter(|(_, b, len)| *len == 3 && b[0] & 0xF0 == 0x90 && b[2] > 0)
             .count();
-    let missed = o
-        .marks
-        .iter()
-        .filter(|m| matches!(m, smf::BarMark::Missed { .. }))
-        .count();
-    let dropped = o.marks.len() - missed;
+    let r = report::compute(&o.events, Vec::new());
     println!("session: {}", args.out.display());
-    println!("bars: {} | windows played: {} | missed: {missed} | dropped: {dropped} | generated notes: {ai_notes}", o.bars, o.played);
-    let mut lat: Vec<f64> = o.generations.iter().map(|g| g.latency_ms).collect();
-    if !lat.is_empty() {
-        lat.sort_by(f64::total_cmp);
-        let q = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
-        let failures = o.generations.iter().filter(|g| g.error.is_some()).count();
-        let tokens: u32 = o
-            .generations
-            .iter()
-            .filter_map(|g| g.stats.as_ref())
-            .map(|s| s.new_tokens)
-            .sum();
-        let provider = o
-            .generations
-            .iter()
-            .find_map(|g| g.stats.as_ref().map(|s| s.provider.clone()))
-            .unwrap_or_default();
+    println!(
+        "bars: {} | windows: {} | on time: {} | missed: {} | dropped: {} | late: {} | generated notes: {ai_notes}",
+        o.bars, r.windows, r.on_time, r.missed, r.dropped, r.late
+    );
+    if let Some(g) = &r.stages.generation {
+        let tokens = r.new_tokens.as_ref().map_or(0.0, |q| q.mean * q.n as f64);
         println!(
-            "generation: {} runs | p50 {:.1} ms | p95 {:.1} ms | max {:.1} ms | failures {failures} | new tokens {tokens} | provider {provider}",
-            lat.len(),
-            q(0.5),
-            q(0.95),
-            lat[lat.len() - 1],
+            "generation: {} runs | p50 {:.1} ms | p95 {:.1} ms | p99 {:.1} ms | max {:.1} ms | failures {} | new tokens {tokens:.0} | provider {}",
+            g.n, g.p50, g.p95, g.p99, g.max, r.failures, r.providers.join(", ")
         );
-        let min_slack = o
-            .generations
-            .iter()
-            .map(|g| g.slack_ms)
-            .fold(f64::INFINITY, f64::min);
-        println!("smallest slack to a deadline: {min_slack:.1} ms");
+    }
+    if let Some(s) = &r.slack_ms {
+        println!(
+            "slack to the window start: min {:.1} ms | p50 {:.1} ms",
+            s.min, s.p50
+        );
+    }
+    if let Some(a) = r.advice.first() {
+        println!("{a}");
     }
     for m in &o.marks {
         println!("  {m}");

@@ -10,6 +10,7 @@ mod generate;
 mod jam;
 mod logging;
 mod ports;
+mod report;
 mod run;
 mod tokenize;
 
@@ -35,12 +36,14 @@ enum Command {
     Bench(bench::Args),
     /// List the MIDI input and output ports this build can see.
     Ports(ports::Args),
+    /// Latency figures, advice and plots from a `--log` file; piano roll of a session.
+    Report(report::Args),
 }
 
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    logging::init();
+    let _console = logging::init();
     match cli.command {
         Command::Run(a) => run::run(a),
         Command::Jam(a) => jam::run(a),
@@ -48,5 +51,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Generate(a) => generate::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Ports(a) => ports::run(a),
+        Command::Report(a) => report::run(a),
     }
 }

@@ -13,6 +13,7 @@ use aria_bridge::internal_clock;
 use aria_bridge::midi_io::Ports;
 
 use super::common::{self, ModelFlags};
+use super::logging::LogFlags;
 
 /// Flags of `run`.
 #[derive(Debug, clap::Args)]
@@ -40,6 +41,8 @@ pub struct Args {
     pub send_log: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelFlags,
+    #[command(flatten)]
+    pub log: LogFlags,
 }
 
 /// Runs the daemon until Ctrl-C or SIGTERM.
@@ -69,6 +72,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .context("cannot install the Ctrl-C/SIGTERM handler")?;
     }
 
+    // Kept alive for the whole run: dropping it flushes the buffered lines.
+    let log_file = args.log.open()?;
     let generator = common::load_generator(&cfg)?;
     tracing::info!("model: {}", generator.describe());
     let mut ports = Ports::open_output(&cfg.midi)?;
@@ -84,6 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         LiveHooks {
             thru: Some(ports.output()),
             events: None,
+            log: log_file.as_ref().map(|f| f.sink()),
         },
     )?;
     ports.open_inputs(live.input())?;
@@ -123,5 +129,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let port_stats = ports.close();
     tracing::info!(?summary, "engine summary");
     tracing::info!(?port_stats, "port summary");
+    if let Some(f) = log_file {
+        eprintln!("event log: {}", f.path().display());
+    }
     Ok(ExitCode::SUCCESS)
 }
