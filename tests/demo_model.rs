@@ -153,35 +153,3 @@ fn demo_model_fills_bars_of_the_human_part_with_notes_inside_the_bar() {
     }
     assert!(total >= 8, "only {total} notes in four bars");
 }
-
-#[test]
-fn demo_model_answers_a_c_major_part_mostly_in_c_major() {
-    // The human part is I-vi-IV-V in C with a diatonic melody. A random model spreads its notes
-    // over all 12 pitch classes (7/12 = 58% land in the scale by chance); the trained one follows
-    // the key of its prompt.
-    const C_MAJOR: [u8; 7] = [0, 2, 4, 5, 7, 9, 11];
-    let mut g = generator();
-    let (mut in_key, mut total) = (0, 0);
-    for first in 0..8u32 {
-        let prompt = human_prompt(first);
-        let request = GenerationRequest {
-            prompt: &prompt,
-            window_start_ms: 2 * BAR_MS,
-            window_len_ms: BAR_MS,
-            params: SamplingParams {
-                seed: u64::from(first),
-                ..SamplingParams::default()
-            },
-            deadline: None,
-        };
-        for n in g.generate(&request).unwrap().notes {
-            total += 1;
-            in_key += usize::from(C_MAJOR.contains(&(n.pitch % 12)));
-        }
-    }
-    assert!(total >= 16, "only {total} notes in eight bars");
-    assert!(
-        in_key * 100 >= total * 80,
-        "{in_key} of {total} notes in C major"
-    );
-}
