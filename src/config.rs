@@ -214,7 +214,7 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
-            path: PathBuf::from("models/aria-tiny-dev.onnx"),
+            path: PathBuf::from("models/aria-demo.onnx"),
             device: Device::Auto,
             runtime: None,
             threads: 1,

@@ -30,6 +30,9 @@ pub struct Args {
     /// Meter, "N/D" (overrides `clock.time_signature`).
     #[arg(long)]
     pub time_signature: Option<String>,
+    /// Also draw the session as a piano roll (human and generated notes over bar lines) to this PNG.
+    #[arg(long, value_name = "OUT.png")]
+    pub plot: Option<PathBuf>,
     /// Run on the wall clock with the live threads instead of virtual time.
     #[arg(long)]
     pub realtime: bool,
@@ -110,6 +113,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     write_session(&cfg, &args, &outcome)?;
     print_summary(&args, &outcome);
+    if let Some(png) = &args.plot {
+        aria_bridge::report::piano_roll::piano_roll_png(&args.out, png)?;
+        println!("piano roll: {}", png.display());
+    }
     if outcome.hanging_notes > 0 {
         anyhow::bail!(
             "{} generated notes were left without a note-off",
