@@ -68,57 +68,10 @@ pub enum AllNotesOffReason {
 /// A fixed-size record for the log thread (no `String`, no allocation).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum InputEvent {
-    /// Start received (`restart`: it interrupted a run).
-    Started {
-        /// When.
-        at: Nanos,
-        /// It interrupted a run.
-        restart: bool,
-    },
-    /// Continue received; the next clock is `pulse`.
-    Continued {
-        /// When.
-        at: Nanos,
-        /// Position.
-        pulse: u64,
-    },
-    /// Stop received; `pulse` is kept.
-    Stopped {
-        /// When.
-        at: Nanos,
-        /// Kept position.
-        pulse: u64,
-    },
-    /// Song Position while not running.
-    PositionSet {
-        /// When.
-        at: Nanos,
-        /// New position.
-        pulse: u64,
-    },
-    /// Song Position jump while running.
-    Relocated {
-        /// When.
-        at: Nanos,
-        /// Where the next clock would have been.
-        from: u64,
-        /// Where it will be.
-        to: u64,
-    },
-    /// The clock went silent while running.
-    ClockLost {
-        /// When noticed.
-        at: Nanos,
-        /// Silence, ns.
-        silent_ns: u64,
-    },
-    /// The first clock after a loss.
-    ClockResumed {
-        /// When.
-        at: Nanos,
-        /// Its position.
-        pulse: u64,
-    },
+    /// A transport change or survived oddity as the transport reported it: Started, Continued,
+    /// Stopped, PositionSet, Relocated, ClockLost, ClockResumed, TempoSample, TempoJump, Anomaly
+    /// (never Timeline, BarBegan, BarEnded or SppInPlace: those become actions or nothing).
+    Transport(TransportEvent),
     /// Human bar `bar` was played through; a job was built for it.
     BoundaryDetected {
         /// The bar that ended.
@@ -132,24 +85,6 @@ pub enum InputEvent {
         bar: u64,
         /// When it ended.
         at: Nanos,
-    },
-    /// The tempo estimate, once a beat of clocks.
-    TempoSample {
-        /// When.
-        at: Nanos,
-        /// Filtered tempo.
-        bpm: f64,
-        /// Mean absolute clock jitter, ns.
-        jitter_ns: f64,
-    },
-    /// The tempo loop relocked.
-    TempoJump {
-        /// When.
-        at: Nanos,
-        /// New tempo.
-        bpm: f64,
-        /// A gap in the clock rather than a tempo step.
-        gap: bool,
     },
     /// Bytes that are not MIDI.
     Malformed {
@@ -167,18 +102,25 @@ pub enum InputEvent {
         /// When.
         at: Nanos,
     },
-    /// A transport oddity survived.
-    Anomaly {
-        /// When.
-        at: Nanos,
-        /// What.
-        kind: Anomaly,
-    },
     /// A human note was dropped: the note buffer is full.
     NoteOverflow {
         /// When.
         at: Nanos,
     },
+}
+
+impl InputEvent {
+    /// When it happened (or was noticed).
+    pub fn at(&self) -> Option<Nanos> {
+        match *self {
+            InputEvent::Transport(t) => t.at(),
+            InputEvent::BoundaryDetected { at, .. }
+            | InputEvent::BarSkipped { at, .. }
+            | InputEvent::Malformed { at, .. }
+            | InputEvent::SysEx { at }
+            | InputEvent::NoteOverflow { at } => Some(at),
+        }
+    }
 }
 
 /// What the engine must do after a message.
@@ -482,40 +424,40 @@ impl InputProcessor {
         for ev in events.iter().flatten() {
             match *ev {
                 T::Timeline(tl) => out(InputAction::Timeline(tl)),
-                T::Started { at, restart } => {
+                T::Started { restart, .. } => {
                     self.bars.clear();
                     if restart {
                         out(InputAction::AllNotesOff(AllNotesOffReason::Restart));
                     }
-                    out(InputAction::Event(InputEvent::Started { at, restart }));
+                    out(InputAction::Event(InputEvent::Transport(*ev)));
                 }
-                T::Continued { at, pulse } => {
+                T::Continued { .. } => {
                     self.bars.clear();
-                    out(InputAction::Event(InputEvent::Continued { at, pulse }));
+                    out(InputAction::Event(InputEvent::Transport(*ev)));
                 }
-                T::Stopped { at, pulse } => {
+                T::Stopped { .. } => {
                     self.bars.clear();
                     out(InputAction::AllNotesOff(AllNotesOffReason::Stop));
-                    out(InputAction::Event(InputEvent::Stopped { at, pulse }));
+                    out(InputAction::Event(InputEvent::Transport(*ev)));
                 }
-                T::PositionSet { at, pulse } => {
-                    out(InputAction::Event(InputEvent::PositionSet { at, pulse }));
+                T::PositionSet { .. } => {
+                    out(InputAction::Event(InputEvent::Transport(*ev)));
                 }
-                T::Relocated { at, from, to } => {
+                T::Relocated { .. } => {
                     self.counters.relocations += 1;
                     out(InputAction::AllNotesOff(AllNotesOffReason::Relocation));
-                    out(InputAction::Event(InputEvent::Relocated { at, from, to }));
+                    out(InputAction::Event(InputEvent::Transport(*ev)));
                 }
                 T::SppInPlace { .. } => {}
-                T::ClockLost { at, silent_ns } => {
+                T::ClockLost { .. } => {
                     self.counters.clock_losses += 1;
                     self.bars.clear();
                     out(InputAction::AllNotesOff(AllNotesOffReason::ClockLoss));
-                    out(InputAction::Event(InputEvent::ClockLost { at, silent_ns }));
+                    out(InputAction::Event(InputEvent::Transport(*ev)));
                 }
-                T::ClockResumed { at, pulse } => {
+                T::ClockResumed { .. } => {
                     self.bars.clear();
-                    out(InputAction::Event(InputEvent::ClockResumed { at, pulse }));
+                    out(InputAction::Event(InputEvent::Transport(*ev)));
                 }
                 T::BarBegan { bar, played, .. } => self.bars.begin_bar(bar, played),
                 T::BarEnded {
@@ -535,25 +477,19 @@ impl InputProcessor {
                         out(InputAction::Event(InputEvent::BarSkipped { bar, at }));
                     }
                 }
-                T::TempoSample { at, bpm, jitter_ns } => {
-                    out(InputAction::Event(InputEvent::TempoSample {
-                        at,
-                        bpm,
-                        jitter_ns,
-                    }));
-                }
-                T::TempoJump { at, bpm, gap } => {
+                T::TempoSample { .. } => out(InputAction::Event(InputEvent::Transport(*ev))),
+                T::TempoJump { .. } => {
                     self.counters.tempo_jumps += 1;
-                    out(InputAction::Event(InputEvent::TempoJump { at, bpm, gap }));
+                    out(InputAction::Event(InputEvent::Transport(*ev)));
                 }
-                T::Anomaly { at, kind } => {
+                T::Anomaly { kind, .. } => {
                     match kind {
                         Anomaly::DoubleStart => self.counters.double_starts += 1,
                         Anomaly::StopWhileStopped => self.counters.stray_stops += 1,
                         Anomaly::ContinueWhileRunning => self.counters.stray_continues += 1,
                         Anomaly::ClockWithoutStart => {}
                     }
-                    out(InputAction::Event(InputEvent::Anomaly { at, kind }));
+                    out(InputAction::Event(InputEvent::Transport(*ev)));
                 }
             }
         }

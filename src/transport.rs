@@ -188,6 +188,28 @@ pub enum TransportEvent {
     },
 }
 
+impl TransportEvent {
+    /// When it happened (or was noticed); `None` for a timeline.
+    pub fn at(&self) -> Option<Nanos> {
+        match *self {
+            TransportEvent::Timeline(_) => None,
+            TransportEvent::Started { at, .. }
+            | TransportEvent::Continued { at, .. }
+            | TransportEvent::Stopped { at, .. }
+            | TransportEvent::PositionSet { at, .. }
+            | TransportEvent::Relocated { at, .. }
+            | TransportEvent::SppInPlace { at, .. }
+            | TransportEvent::ClockLost { at, .. }
+            | TransportEvent::ClockResumed { at, .. }
+            | TransportEvent::BarBegan { at, .. }
+            | TransportEvent::BarEnded { at, .. }
+            | TransportEvent::TempoSample { at, .. }
+            | TransportEvent::TempoJump { at, .. }
+            | TransportEvent::Anomaly { at, .. } => Some(at),
+        }
+    }
+}
+
 /// Settings of a [`Transport`].
 #[derive(Clone, Debug)]
 pub struct TransportConfig {

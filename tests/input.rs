@@ -5,6 +5,7 @@ use aria_bridge::input::{bar_seed, AllNotesOffReason, InputAction, InputEvent, I
 use aria_bridge::job::{GenerationJob, Window};
 use aria_bridge::note::{MsNote, PedalEvent};
 use aria_bridge::source::{PortRole, RawMidi};
+use aria_bridge::transport::TransportEvent;
 use aria_bridge::Nanos;
 use proptest::prelude::*;
 
@@ -375,9 +376,10 @@ fn clock_loss_is_handled_like_stop_and_logged() {
     j.p.on_tick(Jam::at(49.0, 150_000.0), &mut |x| a.push(x));
     let actions = j.take();
     assert_eq!(Jam::notes_off(&actions), vec![AllNotesOffReason::ClockLoss]);
-    assert!(actions
-        .iter()
-        .any(|a| matches!(a, InputAction::Event(InputEvent::ClockLost { .. }))));
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        InputAction::Event(InputEvent::Transport(TransportEvent::ClockLost { .. }))
+    )));
     assert_eq!(j.p.counters().clock_losses, 1);
 }
 

@@ -5,6 +5,7 @@ use crate::config::{Config, Fallback};
 use crate::generator::GenerationStats;
 use crate::input::InputEvent;
 use crate::scheduler::{DiscardReason, DropReason, PlaySource, SchedulerEvent};
+use crate::transport::TransportEvent;
 
 use super::event::Event;
 
@@ -28,26 +29,8 @@ pub fn session(cfg: &Config, mode: &str, bpm: f64) -> Event {
 pub fn input_event(ev: &InputEvent) -> Option<Event> {
     let what = |w: String| Some(Event::Transport { what: w });
     match *ev {
+        InputEvent::Transport(t) => transport_event(&t),
         InputEvent::BoundaryDetected { bar, .. } => Some(Event::Boundary { bar }),
-        InputEvent::TempoSample { bpm, jitter_ns, .. } => Some(Event::Tempo {
-            bpm,
-            jitter_ms: jitter_ns / 1e6,
-        }),
-        InputEvent::TempoJump { bpm, gap, .. } => Some(Event::TempoJump { bpm, gap }),
-        InputEvent::Started { restart, .. } => {
-            what(if restart { "restart" } else { "start" }.into())
-        }
-        InputEvent::Continued { pulse, .. } => what(format!("continue at pulse {pulse}")),
-        InputEvent::Stopped { pulse, .. } => what(format!("stop at pulse {pulse}")),
-        InputEvent::PositionSet { pulse, .. } => what(format!("position set to pulse {pulse}")),
-        InputEvent::Relocated { from, to, .. } => {
-            what(format!("relocated from pulse {from} to {to}"))
-        }
-        InputEvent::ClockLost { silent_ns, .. } => what(format!(
-            "clock lost after {:.0} ms of silence",
-            silent_ns as f64 / 1e6
-        )),
-        InputEvent::ClockResumed { pulse, .. } => what(format!("clock resumed at pulse {pulse}")),
         InputEvent::BarSkipped { bar, .. } => what(format!("bar {bar} not played through")),
         InputEvent::Malformed {
             kind,
@@ -57,9 +40,42 @@ pub fn input_event(ev: &InputEvent) -> Option<Event> {
         } => what(format!(
             "malformed MIDI ({kind:?}, first byte {first_byte:#04x}, {len} bytes)"
         )),
-        InputEvent::Anomaly { kind, .. } => what(format!("transport anomaly: {kind:?}")),
         InputEvent::NoteOverflow { .. } => what("note buffer full: a human note dropped".into()),
         InputEvent::SysEx { .. } => None,
+    }
+}
+
+/// The event of a transport change; `None` for the ones that only drive the engine (timelines,
+/// bar edges, a Song Position that moves nothing).
+fn transport_event(t: &TransportEvent) -> Option<Event> {
+    let what = |w: String| Some(Event::Transport { what: w });
+    match *t {
+        TransportEvent::TempoSample { bpm, jitter_ns, .. } => Some(Event::Tempo {
+            bpm,
+            jitter_ms: jitter_ns / 1e6,
+        }),
+        TransportEvent::TempoJump { bpm, gap, .. } => Some(Event::TempoJump { bpm, gap }),
+        TransportEvent::Started { restart, .. } => {
+            what(if restart { "restart" } else { "start" }.into())
+        }
+        TransportEvent::Continued { pulse, .. } => what(format!("continue at pulse {pulse}")),
+        TransportEvent::Stopped { pulse, .. } => what(format!("stop at pulse {pulse}")),
+        TransportEvent::PositionSet { pulse, .. } => what(format!("position set to pulse {pulse}")),
+        TransportEvent::Relocated { from, to, .. } => {
+            what(format!("relocated from pulse {from} to {to}"))
+        }
+        TransportEvent::ClockLost { silent_ns, .. } => what(format!(
+            "clock lost after {:.0} ms of silence",
+            silent_ns as f64 / 1e6
+        )),
+        TransportEvent::ClockResumed { pulse, .. } => {
+            what(format!("clock resumed at pulse {pulse}"))
+        }
+        TransportEvent::Anomaly { kind, .. } => what(format!("transport anomaly: {kind:?}")),
+        TransportEvent::Timeline(_)
+        | TransportEvent::BarBegan { .. }
+        | TransportEvent::BarEnded { .. }
+        | TransportEvent::SppInPlace { .. } => None,
     }
 }
 

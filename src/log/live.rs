@@ -13,6 +13,7 @@ use crate::generator::{GenerationStats, StopReason};
 use crate::input::InputEvent;
 use crate::scheduler::SchedulerEvent;
 use crate::timeline::Timeline;
+use crate::transport::TransportEvent;
 use crate::Nanos;
 
 use super::{convert, Event, Record, RecordSink, Status};
@@ -193,22 +194,23 @@ impl LiveLog {
                 // Stop?"); a lost clock is a warning; per-beat tempo samples and malformed bytes
                 // (a flood can bring thousands a second; they are counted) stay below info.
                 match (&ev, &event) {
-                    (InputEvent::TempoSample { .. } | InputEvent::Malformed { .. }, _) => {
-                        tracing::trace!(target: "aria_bridge::input", ?ev)
-                    }
                     (
-                        InputEvent::ClockLost { .. } | InputEvent::NoteOverflow { .. },
+                        InputEvent::Transport(TransportEvent::TempoSample { .. })
+                        | InputEvent::Malformed { .. },
+                        _,
+                    ) => tracing::trace!(target: "aria_bridge::input", ?ev),
+                    (
+                        InputEvent::Transport(TransportEvent::ClockLost { .. })
+                        | InputEvent::NoteOverflow { .. },
                         Some(Event::Transport { what }),
-                    ) => {
-                        tracing::warn!(target: "aria_bridge::transport", "{what}")
-                    }
+                    ) => tracing::warn!(target: "aria_bridge::transport", "{what}"),
                     (_, Some(Event::Transport { what })) => {
                         tracing::info!(target: "aria_bridge::transport", "{what}")
                     }
                     _ => tracing::debug!(target: "aria_bridge::input", ?ev),
                 }
                 if let Some(e) = event {
-                    self.emit(input_time(&ev).unwrap_or_else(clock::now), e);
+                    self.emit(ev.at().unwrap_or_else(clock::now), e);
                 }
             }
             LiveRecord::Timeline(tl) => self.timeline = Some(tl),
@@ -304,24 +306,3 @@ impl LiveLog {
 
 /// Jobs the log thread remembers while they wait for the worker (queue capacity is at most 64).
 const MAX_WINDOWS_PENDING: usize = 128;
-
-/// The instant of an input record.
-fn input_time(ev: &InputEvent) -> Option<Nanos> {
-    Some(match *ev {
-        InputEvent::Started { at, .. }
-        | InputEvent::Continued { at, .. }
-        | InputEvent::Stopped { at, .. }
-        | InputEvent::PositionSet { at, .. }
-        | InputEvent::Relocated { at, .. }
-        | InputEvent::ClockLost { at, .. }
-        | InputEvent::ClockResumed { at, .. }
-        | InputEvent::BoundaryDetected { at, .. }
-        | InputEvent::BarSkipped { at, .. }
-        | InputEvent::TempoSample { at, .. }
-        | InputEvent::TempoJump { at, .. }
-        | InputEvent::Malformed { at, .. }
-        | InputEvent::SysEx { at }
-        | InputEvent::Anomaly { at, .. }
-        | InputEvent::NoteOverflow { at } => at,
-    })
-}
