@@ -493,16 +493,7 @@ impl AriaModel {
             .map_err(infer)?;
         }
         // Logits come to host memory; the cache stays where the provider computes.
-        let host = MemoryInfo::new(
-            AllocationDevice::CPU,
-            0,
-            AllocatorType::Device,
-            MemoryType::Default,
-        )
-        .map_err(infer)?;
-        binding
-            .bind_output_to_device("logits", &host)
-            .map_err(infer)?;
+        bind_logits_to_host(binding)?;
         for name in &self.present_names {
             binding
                 .bind_output_to_device(name.as_str(), dev)
@@ -553,19 +544,24 @@ impl AriaModel {
             }
             .map_err(infer)?;
         }
-        let host = MemoryInfo::new(
-            AllocationDevice::CPU,
-            0,
-            AllocatorType::Device,
-            MemoryType::Default,
-        )
-        .map_err(infer)?;
-        binding
-            .bind_output_to_device("logits", &host)
-            .map_err(infer)?;
+        bind_logits_to_host(binding)?;
         let out = self.session.run_binding(binding).map_err(infer)?;
         copy_logits(&out, &mut self.logits, self.info.vocab_size, &self.head)
     }
+}
+
+/// Binds the `logits` output to host memory (the sampler reads it there).
+fn bind_logits_to_host(binding: &mut IoBinding) -> Result<(), ModelError> {
+    let host = MemoryInfo::new(
+        AllocationDevice::CPU,
+        0,
+        AllocatorType::Device,
+        MemoryType::Default,
+    )
+    .map_err(infer)?;
+    binding
+        .bind_output_to_device("logits", &host)
+        .map_err(infer)
 }
 
 fn copy_logits(
