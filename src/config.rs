@@ -142,6 +142,9 @@ pub struct PlaybackConfig {
     pub output_offset_ms: f64,
     /// MIDI channel of our notes, 1..=16.
     pub output_channel: u8,
+    /// SCHED_FIFO priority asked for the scheduler, input and MIDI sender threads; 0 = leave
+    /// them time-shared.
+    pub realtime_priority: u8,
 }
 
 impl Default for PlaybackConfig {
@@ -151,6 +154,7 @@ impl Default for PlaybackConfig {
             ring_out_pulses: 0,
             output_offset_ms: 0.0,
             output_channel: 1,
+            realtime_priority: 40,
         }
     }
 }
@@ -209,6 +213,9 @@ pub struct ModelConfig {
     pub runtime: Option<PathBuf>,
     /// ONNX Runtime CPU threads (keep one core free for the clock and scheduler).
     pub threads: usize,
+    /// Let ONNX Runtime's threads busy-wait between operators (faster with threads > 1, but
+    /// every core stays busy while a bar is generated).
+    pub spin: bool,
 }
 
 impl Default for ModelConfig {
@@ -218,6 +225,7 @@ impl Default for ModelConfig {
             device: Device::Auto,
             runtime: None,
             threads: 1,
+            spin: false,
         }
     }
 }
@@ -409,6 +417,13 @@ impl Config {
         }
         if !(1..=16).contains(&p.output_channel) {
             return Err(bad("playback.output_channel", p.output_channel, "1 to 16"));
+        }
+        if p.realtime_priority > 98 {
+            return Err(bad(
+                "playback.realtime_priority",
+                p.realtime_priority,
+                "0 (off) to 98",
+            ));
         }
         if self.midi.input_channel > 16 {
             return Err(bad(

@@ -262,6 +262,16 @@ impl Live {
                 .map_err(thread_err("aria-input"))?
         };
 
+        let priority = cfg.playback.realtime_priority;
+        if priority > 0 {
+            promote_logged("aria-scheduler", priority, scheduler.promote(priority));
+            promote_logged(
+                "aria-input",
+                priority,
+                crate::realtime::promote(&input_thread, priority),
+            );
+        }
+
         Ok(Live {
             input_tx,
             stop,
@@ -312,6 +322,20 @@ impl Live {
             dropped: c.dropped.load(Ordering::Relaxed),
             log_lost: c.log_lost.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Logs the outcome of a real-time promotion (on the starting thread, never a real-time one).
+pub fn promote_logged(
+    thread: &str,
+    priority: u8,
+    result: Result<(), crate::realtime::RealtimeError>,
+) {
+    match result {
+        Ok(()) => {
+            tracing::info!(target: "aria_bridge::engine", thread, priority, "real-time priority (SCHED_FIFO)")
+        }
+        Err(e) => tracing::warn!(target: "aria_bridge::engine", thread, "staying time-shared: {e}"),
     }
 }
 

@@ -39,6 +39,7 @@ pub mod meter;
 pub mod midi;
 pub mod midi_io;
 pub mod note;
+pub mod realtime;
 pub mod report;
 pub mod scheduler;
 pub mod sink;

@@ -117,6 +117,7 @@ impl AriaGenerator {
         let opts = ModelOptions {
             device: cfg.device,
             threads: cfg.threads,
+            spin: cfg.spin,
             ..ModelOptions::default()
         };
         let model = AriaModel::load(rt, &cfg.path, &opts)?;

@@ -140,6 +140,8 @@ pub struct ModelOptions {
     pub device: Device,
     /// ORT intra-op threads.
     pub threads: usize,
+    /// Let ORT's threads busy-wait between operators (see [`Runtime::session_builder`]).
+    pub spin: bool,
     /// Use the IoBinding path even on CPU (it is always used on CUDA); lets CPU tests cover it.
     pub force_io_binding: bool,
     /// Length of the preallocated KV buffer of a `gqa` export, in tokens (capped by the model's
@@ -156,6 +158,7 @@ impl Default for ModelOptions {
         Self {
             device: Device::Cpu,
             threads: 1,
+            spin: false,
             force_io_binding: false,
             max_context: 2048,
             profile: None,
@@ -220,7 +223,7 @@ impl AriaModel {
             });
         }
         let (mut builder, provider) =
-            runtime.session_builder(options.device, options.threads, false)?;
+            runtime.session_builder(options.device, options.threads, options.spin, false)?;
         if let Some(prefix) = &options.profile {
             builder = builder.with_profiling(prefix).map_err(infer)?;
         }

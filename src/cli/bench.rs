@@ -39,6 +39,9 @@ pub struct Args {
     /// ORT intra-op threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Let ORT's threads busy-wait between operators (what makes --threads 2 pay off).
+    #[arg(long)]
+    pub spin: bool,
     /// Prompt length in tokens (a two-bar prompt of dense piano is ~178).
     #[arg(long, default_value_t = 178)]
     pub prompt_tokens: usize,
@@ -105,6 +108,7 @@ struct Report {
     provider: &'static str,
     dtype: &'static str,
     threads: usize,
+    spin: bool,
     prompt_tokens: usize,
     new_tokens: usize,
     runs: usize,
@@ -136,6 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = ModelOptions {
         device: args.device,
         threads: args.threads,
+        spin: args.spin,
         profile: args.profile.clone(),
         ..ModelOptions::default()
     };
@@ -242,6 +247,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         provider: model.provider().as_str(),
         dtype: model.info().dtype.as_str(),
         threads: args.threads,
+        spin: args.spin,
         prompt_tokens: args.prompt_tokens,
         new_tokens: args.new_tokens,
         runs: args.runs,
@@ -254,11 +260,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "model {} on {} ({}), {} thread(s), {} + {} tokens ({}), {} runs",
+            "model {} on {} ({}), {} thread(s){}, {} + {} tokens ({}), {} runs",
             report.model,
             report.provider,
             report.dtype,
             report.threads,
+            if report.spin { " spinning" } else { "" },
             report.prompt_tokens,
             report.new_tokens,
             if report.masked { "masked" } else { "unmasked" },

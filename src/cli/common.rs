@@ -23,6 +23,9 @@ pub struct ModelFlags {
     /// ONNX Runtime CPU threads (overrides `model.threads`).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Let ONNX Runtime's threads busy-wait between operators (sets `model.spin`).
+    #[arg(long)]
+    pub spin: bool,
 }
 
 impl ModelFlags {
@@ -39,6 +42,9 @@ impl ModelFlags {
         }
         if let Some(t) = self.threads {
             cfg.model.threads = t;
+        }
+        if self.spin {
+            cfg.model.spin = true;
         }
     }
 }

@@ -98,6 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         device: args.device,
         runtime: args.runtime.clone(),
         threads: args.threads,
+        spin: false,
     };
     let mut generator = AriaGenerator::load(&cfg, Duration::ZERO)?;
     let tok = generator.tokenizer().clone();

@@ -93,6 +93,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
     )?;
     ports.open_inputs(live.input())?;
+    let priority = cfg.playback.realtime_priority;
+    if priority > 0 {
+        aria_bridge::engine::promote_logged(
+            "midi sender",
+            priority,
+            ports.promote_sender(priority),
+        );
+    }
     for (link, name) in ports.connected() {
         tracing::info!("{link}: {name}");
     }
@@ -101,12 +109,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let (input, mut out, stop, bpm) =
             (live.input(), ports.output(), stop.clone(), cfg.clock.bpm);
         tracing::info!("internal clock at {bpm} BPM (sent on the output too)");
-        Some(
-            std::thread::Builder::new()
-                .name("aria-clock".into())
-                .spawn(move || internal_clock::run_live(bpm, &input, &mut *out, &stop))
-                .context("cannot start the internal clock thread")?,
-        )
+        let handle = std::thread::Builder::new()
+            .name("aria-clock".into())
+            .spawn(move || internal_clock::run_live(bpm, &input, &mut *out, &stop))
+            .context("cannot start the internal clock thread")?;
+        if priority > 0 {
+            aria_bridge::engine::promote_logged(
+                "aria-clock",
+                priority,
+                aria_bridge::realtime::promote(&handle, priority),
+            );
+        }
+        Some(handle)
     } else {
         tracing::info!("waiting for a MIDI clock master (Start, or Song Position + Continue)");
         None

@@ -205,6 +205,14 @@ impl Ports {
         ))
     }
 
+    /// Puts the MIDI sender thread under `SCHED_FIFO` at `priority` (see [`crate::realtime`]).
+    pub fn promote_sender(&self, priority: u8) -> Result<(), crate::realtime::RealtimeError> {
+        match &self.sender {
+            Some(h) => crate::realtime::promote(h, priority),
+            None => Ok(()),
+        }
+    }
+
     /// The ports as opened, in order: (link, port name), e.g. ("out", "aria-bridge out"),
     /// ("notes in", "KeyStep 37:KeyStep 37 MIDI 1 24:0"), ("clock in", ...).
     pub fn connected(&self) -> &[(&'static str, String)] {

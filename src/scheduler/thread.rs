@@ -96,6 +96,14 @@ impl SchedulerThread {
         })
     }
 
+    /// Puts the thread under `SCHED_FIFO` at `priority` (see [`crate::realtime`]).
+    pub fn promote(&self, priority: u8) -> Result<(), crate::realtime::RealtimeError> {
+        match &self.handle {
+            Some(h) => crate::realtime::promote(h, priority),
+            None => Ok(()),
+        }
+    }
+
     /// The lifecycle records, for the log thread (bounded: read them steadily).
     pub fn events(&self) -> Receiver<SchedulerEvent> {
         self.events.clone()
