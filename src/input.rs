@@ -25,8 +25,10 @@
 //!   boundary clock's timestamp; `epoch`: the timeline's;
 //! - seed: [`bar_seed`] of `generation.seed` and `k`.
 //!
-//! Jobs built before a discontinuity carry an older epoch and are void; the job for a bar that
-//! ends at a loop wrap is built after the Song Position, in the new epoch and coordinates.
+//! Jobs built before a discontinuity carry an older epoch and are void, except the one whose
+//! window began where a Song Position jump left (bar line to bar line): the scheduler moves it
+//! to where the jump landed ([`crate::timeline::Carry`]). The job for a bar that ends at a loop
+//! wrap is built after the Song Position, in the new epoch and coordinates.
 //!
 //! # Ports
 //! When `midi.clock_port` is set, transport messages are taken from [`PortRole::Clock`] only and

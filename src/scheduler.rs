@@ -142,6 +142,14 @@ pub enum SchedulerEvent {
         /// Why.
         reason: DropReason,
     },
+    /// A Song Position jump carried a window not yet started to where it landed (a loop wrap:
+    /// the answer due after the loop's last bar plays in its first).
+    Carried {
+        /// The window's bar before the jump.
+        from_bar: u64,
+        /// Its bar now.
+        bar: u64,
+    },
     /// A window or result was thrown away.
     Discarded {
         /// Window bar.
@@ -284,24 +292,64 @@ impl Scheduler {
     }
 
     /// Takes a new timeline. A new epoch (or the transport stopping) silences everything
-    /// (see [`Scheduler::all_notes_off`]) and discards windows of older epochs; a tempo change
-    /// in the same epoch only re-times what is still to come.
+    /// (see [`Scheduler::all_notes_off`]) and discards windows of older epochs, except the one a
+    /// jump carries ([`Timeline::carry`]: it moves to where the jump landed, not yet started);
+    /// a tempo change in the same epoch only re-times what is still to come.
     pub fn on_timeline(&mut self, tl: Timeline, now: Nanos, out: &mut dyn MidiOut) {
         let epoch_changed = tl.epoch != self.timeline.epoch;
         let stopping = self.timeline.running && !tl.running;
+        if let (true, Some(c)) = (epoch_changed, tl.carry) {
+            // A carried window whose result began a moment before the jump arrived (the
+            // scheduler's estimate reached its first pulse first) starts over where it landed;
+            // the notes it sent are silenced below with everything else.
+            for s in &mut self.slots {
+                if s.state == SlotState::Playing
+                    && s.source == PlaySource::Result
+                    && c.carries(s.epoch, s.window.start_pulse)
+                {
+                    s.state = SlotState::Ready;
+                }
+            }
+        }
         if (epoch_changed || stopping) && (self.timeline.running || self.sounding_count > 0) {
             self.all_notes_off(now, out);
         }
         if epoch_changed {
             for i in 0..self.slots.len() {
                 let s = &self.slots[i];
-                if s.epoch < tl.epoch && s.state != SlotState::Done {
-                    let bar = s.window.bar;
-                    self.slots[i].state = SlotState::Done;
-                    self.push(SchedulerEvent::Discarded {
-                        bar,
-                        why: DiscardReason::StaleEpoch,
-                    });
+                if s.epoch >= tl.epoch || s.state == SlotState::Done {
+                    continue;
+                }
+                let bar = s.window.bar;
+                let carry = tl
+                    .carry
+                    .filter(|c| c.carries(s.epoch, s.window.start_pulse));
+                // Only a window not yet started moves; a fallback in progress ended above.
+                let waiting = matches!(
+                    s.state,
+                    SlotState::Expected | SlotState::Ready | SlotState::Failed | SlotState::Dropped
+                );
+                match carry {
+                    Some(c) if waiting => {
+                        let s = &mut self.slots[i];
+                        s.window.start_pulse = c.to_pulse;
+                        s.window.bar = c.to_bar;
+                        s.epoch = tl.epoch;
+                        s.next = 0;
+                        s.notes_on = 0;
+                        s.notes_cut = 0;
+                        self.push(SchedulerEvent::Carried {
+                            from_bar: bar,
+                            bar: c.to_bar,
+                        });
+                    }
+                    _ => {
+                        self.slots[i].state = SlotState::Done;
+                        self.push(SchedulerEvent::Discarded {
+                            bar,
+                            why: DiscardReason::StaleEpoch,
+                        });
+                    }
                 }
             }
         }
@@ -309,10 +357,26 @@ impl Scheduler {
         self.compact();
     }
 
+    /// `(epoch, window)` moved into the current epoch when the current timeline carries it.
+    fn carried(&self, epoch: u32, window: Window) -> (u32, Window) {
+        match self.timeline.carry {
+            Some(c) if c.carries(epoch, window.start_pulse) => (
+                self.timeline.epoch,
+                Window {
+                    bar: c.to_bar,
+                    start_pulse: c.to_pulse,
+                    len_pulses: window.len_pulses,
+                },
+            ),
+            _ => (epoch, window),
+        }
+    }
+
     /// A job for `window` was enqueued in `epoch`: a missing result at the window start will be
     /// a miss.
     pub fn expect(&mut self, window: Window, epoch: u32) {
         self.compact();
+        let (epoch, window) = self.carried(epoch, window);
         if epoch < self.timeline.epoch {
             self.push(SchedulerEvent::Discarded {
                 bar: window.bar,
@@ -330,6 +394,7 @@ impl Scheduler {
     /// back (silence, or `repeat_last`) without counting as a miss.
     pub fn dropped(&mut self, window: Window, epoch: u32, reason: DropReason) {
         self.compact();
+        let (epoch, window) = self.carried(epoch, window);
         self.push(SchedulerEvent::Dropped {
             bar: window.bar,
             reason,
@@ -351,8 +416,9 @@ impl Scheduler {
 
     /// A result from the worker. Accepted for its window unless its epoch is old; a result
     /// whose window has already started is late (joined with `late_join`, else discarded).
-    pub fn on_result(&mut self, r: GenerationResult, now: Nanos) {
+    pub fn on_result(&mut self, mut r: GenerationResult, now: Nanos) {
         self.compact();
+        (r.epoch, r.window) = self.carried(r.epoch, r.window);
         let bar = r.window.bar;
         if r.epoch < self.timeline.epoch {
             self.push(SchedulerEvent::Discarded {

@@ -19,6 +19,31 @@ pub struct Timeline {
     pub anchor_ns: Nanos,
     /// Filtered pulse period (20.83 ms at 120 BPM).
     pub ns_per_pulse: f64,
+    /// Set for the whole epoch that a Song Position jump while running began (a loop wrap, or a
+    /// jump to a bar line): the answer that was due where the jump left plays where it landed.
+    pub carry: Option<Carry>,
+}
+
+/// The window of an old epoch that a jump carries into the new one: the bar that was due at
+/// `from_pulse` (epoch `from_epoch`) plays at `to_pulse`, bar `to_bar`. Without it a 4-bar
+/// loop would lose one answer in four: that window's job was built a bar before the wrap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Carry {
+    /// The epoch the jump ended.
+    pub from_epoch: u32,
+    /// The song position the next clock would have carried (a bar start).
+    pub from_pulse: u64,
+    /// Where the jump landed (a bar start).
+    pub to_pulse: u64,
+    /// The bar that begins at `to_pulse`.
+    pub to_bar: u64,
+}
+
+impl Carry {
+    /// Whether a window of `epoch` starting at `start_pulse` is the one carried.
+    pub fn carries(&self, epoch: u32, start_pulse: u64) -> bool {
+        epoch == self.from_epoch && start_pulse == self.from_pulse
+    }
 }
 
 impl Timeline {
@@ -30,6 +55,7 @@ impl Timeline {
             anchor_pulse: 0.0,
             anchor_ns: 0,
             ns_per_pulse: 20_833_333.333,
+            carry: None,
         }
     }
 
@@ -71,6 +97,7 @@ mod tests {
             anchor_pulse: 96.0,
             anchor_ns: 2_000_000_000,
             ns_per_pulse: 20_833_333.333,
+            carry: None,
         };
         let t = tl.time_of(120.5);
         assert!((tl.pulse_at(t) - 120.5).abs() < 1e-6);

@@ -28,7 +28,7 @@
 use crate::meter::Meter;
 use crate::midi::MidiMessage;
 use crate::tempo::{TempoDll, TempoUpdate};
-use crate::timeline::Timeline;
+use crate::timeline::{Carry, Timeline};
 use crate::Nanos;
 
 /// Pulses per Song Position unit (a sixteenth note at 24 PPQN).
@@ -246,6 +246,8 @@ pub struct Transport {
     slot: Option<Slot>,
     relocated: bool,
     epoch: u32,
+    /// The current epoch's carry (see [`Carry`]).
+    carry: Option<Carry>,
     published: Timeline,
     since_publish: u32,
     clocks_seen: u64,
@@ -269,6 +271,7 @@ impl Transport {
             slot: None,
             relocated: false,
             epoch: 0,
+            carry: None,
             published,
             since_publish: 0,
             clocks_seen: 0,
@@ -315,7 +318,14 @@ impl Transport {
             anchor_pulse: self.next_pulse as f64,
             anchor_ns,
             ns_per_pulse: self.dll.ns_per_pulse(),
+            carry: self.carry,
         }
+    }
+
+    /// Starts a new epoch; `carry` says what it inherits from the old one.
+    fn bump_epoch(&mut self, carry: Option<Carry>) {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.carry = carry;
     }
 
     /// The run position of an instant, for placing a human note: the last clock's run position
@@ -368,7 +378,7 @@ impl Transport {
             self.slot = None;
             self.relocated = false;
             self.dll.unlock();
-            self.epoch = self.epoch.wrapping_add(1);
+            self.bump_epoch(None);
             out(TransportEvent::ClockLost {
                 at: now,
                 silent_ns: silent,
@@ -395,7 +405,7 @@ impl Transport {
         self.state = PlayState::Armed;
         self.next_pulse = 0;
         self.begin_run();
-        self.epoch = self.epoch.wrapping_add(1);
+        self.bump_epoch(None);
         out(TransportEvent::Started { at, restart });
         self.publish(out);
     }
@@ -410,7 +420,7 @@ impl Transport {
         }
         self.state = PlayState::Armed;
         self.begin_run();
-        self.epoch = self.epoch.wrapping_add(1);
+        self.bump_epoch(None);
         out(TransportEvent::Continued {
             at,
             pulse: self.next_pulse,
@@ -430,7 +440,7 @@ impl Transport {
         self.slot = None;
         self.relocated = false;
         self.free_running_reported = false;
-        self.epoch = self.epoch.wrapping_add(1);
+        self.bump_epoch(None);
         out(TransportEvent::Stopped {
             at,
             pulse: self.next_pulse,
@@ -453,7 +463,18 @@ impl Transport {
                 let from = self.next_pulse;
                 self.next_pulse = to;
                 self.relocated = true;
-                self.epoch = self.epoch.wrapping_add(1);
+                let meter = &self.cfg.meter;
+                let carry = match (meter.bar_at(from), meter.bar_at(to)) {
+                    ((_, 0), (to_bar, 0)) => Some(Carry {
+                        from_epoch: self.epoch,
+                        from_pulse: from,
+                        to_pulse: to,
+                        to_bar,
+                    }),
+                    // Off a bar line the old window does not map onto a new one.
+                    _ => None,
+                };
+                self.bump_epoch(carry);
                 out(TransportEvent::Relocated { at, from, to });
                 self.publish(out);
             }
@@ -498,7 +519,7 @@ impl Transport {
             PlayState::Lost => {
                 self.state = PlayState::Running;
                 self.begin_run();
-                self.epoch = self.epoch.wrapping_add(1);
+                self.bump_epoch(None);
                 out(TransportEvent::ClockResumed {
                     at,
                     pulse: self.next_pulse,

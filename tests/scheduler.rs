@@ -6,7 +6,7 @@ use aria_bridge::job::{GenerationResult, Window};
 use aria_bridge::note::MsNote;
 use aria_bridge::scheduler::{DiscardReason, DropReason, PlaySource, Scheduler, SchedulerEvent};
 use aria_bridge::sink::Recorder;
-use aria_bridge::timeline::Timeline;
+use aria_bridge::timeline::{Carry, Timeline};
 use aria_bridge::Nanos;
 
 /// 20 ms per pulse (125 BPM) keeps every expected instant an exact integer.
@@ -29,6 +29,7 @@ fn tl(epoch: u32, ns_per_pulse: f64) -> Timeline {
         anchor_pulse: 0.0,
         anchor_ns: T0,
         ns_per_pulse,
+        carry: None,
     }
 }
 
@@ -195,6 +196,7 @@ fn a_new_tempo_retimes_notes_not_yet_played() {
         anchor_pulse: 150.0,
         anchor_ns: t(150.0),
         ns_per_pulse: NSPP / 2.0,
+        carry: None,
     };
     s.on_timeline(fast, t(150.0), &mut rec);
     s.poll(t(1000.0), &mut rec);
@@ -562,4 +564,117 @@ fn unsorted_results_play_in_time_order() {
     );
     s.poll(t(1000.0), &mut rec);
     assert_eq!(note_ons(&rec), vec![(t(192.0), 60), (t(212.0), 67)]);
+}
+
+/// A 4-bar loop wrapping from the end of bar 3 (pulse 384) back to bar 0 at pulse 384's
+/// instant: the new epoch's pulse 0 happens when old pulse 384 would have.
+fn wrapped(epoch: u32) -> Timeline {
+    Timeline {
+        anchor_pulse: 0.0,
+        anchor_ns: t(384.0),
+        carry: Some(Carry {
+            from_epoch: epoch - 1,
+            from_pulse: 384,
+            to_pulse: 0,
+            to_bar: 0,
+        }),
+        ..tl(epoch, NSPP)
+    }
+}
+
+#[test]
+fn a_loop_wrap_carries_the_ready_answer_into_the_loops_first_bar() {
+    let (mut s, mut rec) = running(&Config::default());
+    // Built at the end of bar 2 for bar 4; the loop wraps before bar 4 begins.
+    s.expect(window(4), 1);
+    s.on_result(result(4, 1, vec![note(60, 100, 300)]), t(300.0));
+    s.expect(window(3), 1);
+    s.on_timeline(wrapped(2), t(383.5), &mut rec);
+    s.poll(t(1000.0), &mut rec);
+    // Bar 0 of the new pass starts at old pulse 384's instant: the note lands 100 ms (5 pulses)
+    // into it.
+    assert_eq!(note_ons(&rec), vec![(t(389.0), 60)]);
+    assert_eq!(note_offs(&rec).last().unwrap(), &(t(399.0), 60));
+    let ev = events(&mut s);
+    assert!(ev.contains(&SchedulerEvent::Carried {
+        from_bar: 4,
+        bar: 0
+    }));
+    // Bar 3's window had started; it is not carried.
+    assert!(ev.contains(&SchedulerEvent::Discarded {
+        bar: 3,
+        why: DiscardReason::StaleEpoch
+    }));
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        SchedulerEvent::Played {
+            bar: 0,
+            source: PlaySource::Result,
+            notes_on: 1,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_result_still_generating_at_the_wrap_is_carried_when_it_arrives() {
+    let (mut s, mut rec) = running(&Config::default());
+    s.expect(window(4), 1);
+    s.on_timeline(wrapped(2), t(383.5), &mut rec);
+    // The worker reports in the old epoch and coordinates, before the new bar 0 starts.
+    s.on_result(result(4, 1, vec![note(62, 0, 200)]), t(383.8));
+    s.poll(t(1000.0), &mut rec);
+    assert_eq!(note_ons(&rec), vec![(t(384.0), 62)]);
+}
+
+#[test]
+fn a_window_that_began_just_before_the_wrap_starts_over_where_it_landed() {
+    let (mut s, mut rec) = running(&Config::default());
+    s.expect(window(4), 1);
+    s.on_result(
+        result(4, 1, vec![note(60, 0, 300), note(64, 100, 300)]),
+        t(300.0),
+    );
+    // The scheduler's own estimate reached pulse 384 a moment before the Song Position arrived.
+    s.poll(t(384.2), &mut rec);
+    assert_eq!(note_ons(&rec), vec![(t(384.0), 60)]);
+    s.on_timeline(
+        Timeline {
+            anchor_ns: t(384.5),
+            ..wrapped(2)
+        },
+        t(384.3),
+        &mut rec,
+    );
+    rec.events.clear();
+    s.poll(t(1000.0), &mut rec);
+    // Both notes again, from the new bar 0: none skipped, none doubled.
+    assert_eq!(note_ons(&rec), vec![(t(384.5), 60), (t(389.5), 64)]);
+}
+
+#[test]
+fn a_jump_off_the_bar_line_carries_nothing() {
+    let (mut s, mut rec) = running(&Config::default());
+    s.expect(window(4), 1);
+    s.on_result(result(4, 1, vec![note(60, 100, 300)]), t(300.0));
+    let mut tl2 = wrapped(2);
+    tl2.carry = None;
+    s.on_timeline(tl2, t(383.5), &mut rec);
+    s.poll(t(1000.0), &mut rec);
+    assert!(note_ons(&rec).is_empty());
+    assert!(events(&mut s).contains(&SchedulerEvent::Discarded {
+        bar: 4,
+        why: DiscardReason::StaleEpoch
+    }));
+}
+
+#[test]
+fn only_the_window_due_where_the_jump_left_is_carried() {
+    let (mut s, mut rec) = running(&Config::default());
+    s.expect(window(5), 1);
+    s.on_result(result(5, 1, vec![note(60, 100, 300)]), t(300.0));
+    s.on_timeline(wrapped(2), t(383.5), &mut rec);
+    s.on_result(result(5, 1, vec![note(61, 100, 300)]), t(383.6));
+    s.poll(t(1000.0), &mut rec);
+    assert!(note_ons(&rec).is_empty());
 }

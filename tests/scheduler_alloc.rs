@@ -89,6 +89,7 @@ fn poll_and_all_notes_off_neither_allocate_nor_free() {
             anchor_pulse: 0.0,
             anchor_ns: t0,
             ns_per_pulse: 20e6,
+            carry: None,
         },
         t0,
         &mut out,

@@ -211,7 +211,7 @@ proptest! {
             checked: 0,
             sounding: [false; 128],
         };
-        w.new_timeline(Timeline { epoch: 1, running: true, anchor_pulse: 0.0, anchor_ns: t0, ns_per_pulse: 20e6 });
+        w.new_timeline(Timeline { epoch: 1, running: true, anchor_pulse: 0.0, anchor_ns: t0, ns_per_pulse: 20e6, carry: None });
         for op in ops {
             match op {
                 Op::Expect(ahead) => {
@@ -241,6 +241,7 @@ proptest! {
                         anchor_pulse: w.tl.pulse_at(w.now),
                         anchor_ns: w.now,
                         ns_per_pulse: ms as f64 * 1e6,
+                        carry: None,
                         ..w.tl
                     };
                     w.new_timeline(tl);
@@ -252,6 +253,7 @@ proptest! {
                         anchor_pulse: (bar * PPB) as f64,
                         anchor_ns: w.now,
                         ns_per_pulse: w.tl.ns_per_pulse,
+                        carry: None,
                     };
                     w.new_timeline(tl);
                 }

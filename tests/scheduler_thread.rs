@@ -47,6 +47,7 @@ fn fast_timeline(epoch: u32, start: u64) -> Timeline {
         anchor_pulse: 0.0,
         anchor_ns: start,
         ns_per_pulse: 2e6,
+        carry: None,
     }
 }
 

@@ -3,6 +3,7 @@
 
 use aria_bridge::meter::{Meter, TimeSignature};
 use aria_bridge::midi::MidiMessage;
+use aria_bridge::timeline::Carry;
 use aria_bridge::transport::{Anomaly, PlayState, Transport, TransportConfig, TransportEvent};
 use aria_bridge::Nanos;
 use proptest::prelude::*;
@@ -184,6 +185,16 @@ fn loop_wrap_with_mid_stream_song_position_rephases_and_bumps_the_epoch() {
         })
         .expect("relocation publishes a timeline");
     assert_eq!((tl.epoch, tl.anchor_pulse), (epoch + 1, 0.0));
+    // The answer due at old pulse 384 (bar 4) is carried to bar 0.
+    assert_eq!(
+        tl.carry,
+        Some(Carry {
+            from_epoch: epoch,
+            from_pulse: 384,
+            to_pulse: 0,
+            to_bar: 0
+        })
+    );
     r.clocks(1);
     let ev = r.take();
     // Bar 3 was played through; its answer goes to the bar after the one we landed in.
@@ -191,6 +202,28 @@ fn loop_wrap_with_mid_stream_song_position_rephases_and_bumps_the_epoch() {
     assert_eq!(Rig::began(&ev), vec![(0, 0, false)]);
     r.clocks(96);
     assert_eq!(Rig::ended(&r.take()), vec![(0, true, 1)]);
+    assert!(r.t.timeline().carry.is_some(), "the carry lasts its epoch");
+    r.send(MidiMessage::Stop);
+    assert_eq!(r.t.timeline().carry, None, "a later epoch inherits nothing");
+}
+
+#[test]
+fn a_jump_that_leaves_or_lands_off_a_bar_line_carries_nothing() {
+    for (played, spp) in [(4 * 96 - 24, 0), (4 * 96, 2)] {
+        let mut r = Rig::common();
+        r.send(MidiMessage::Start);
+        r.clocks(played);
+        r.send(MidiMessage::SongPosition(spp));
+        assert!(r
+            .take()
+            .iter()
+            .any(|e| matches!(e, TransportEvent::Relocated { .. })));
+        assert_eq!(
+            r.t.timeline().carry,
+            None,
+            "left {played}, landed at 16th {spp}"
+        );
+    }
 }
 
 #[test]

@@ -154,6 +154,10 @@ pub fn scheduler_event(ev: &SchedulerEvent) -> Event {
             window_bar: bar,
             reason: drop_name(reason).into(),
         },
+        SchedulerEvent::Carried { from_bar, bar } => Event::Carried {
+            from_window_bar: from_bar,
+            window_bar: bar,
+        },
         SchedulerEvent::Discarded { bar, why } => Event::Discarded {
             window_bar: bar,
             why: discard_name(why).into(),

@@ -184,6 +184,13 @@ pub enum Event {
         /// Whether its remainder was played.
         joined: bool,
     },
+    /// A Song Position jump (a loop wrap) moved a window not yet started to where it landed.
+    Carried {
+        /// The window's bar before the jump.
+        from_window_bar: u64,
+        /// Its bar now.
+        window_bar: u64,
+    },
     /// A window or result was thrown away.
     Discarded {
         /// Window bar.
@@ -227,6 +234,7 @@ impl Event {
             Event::Played { .. } => "played",
             Event::Missed { .. } => "missed",
             Event::Late { .. } => "late",
+            Event::Carried { .. } => "carried",
             Event::Discarded { .. } => "discarded",
             Event::Tempo { .. } => "tempo",
             Event::TempoJump { .. } => "tempo_jump",
