@@ -36,6 +36,12 @@ pub const JUMP_FRACTION: f64 = 0.3;
 /// Slowest plausible clock: 20 BPM (the config's floor) = 125 ms per pulse; the second pulse
 /// after a lock is accepted as evidence up to 1.5 times that.
 const MAX_FIRST_INTERVAL_NS: f64 = 187_500_000.0;
+/// Fastest tempo a fit may produce: 999 BPM (Ableton's ceiling) = 2.5 ms per pulse. Clocks
+/// queued behind a stall arrive microseconds apart; fitted as a tempo they once read as 18
+/// million BPM. Such a fit keeps the previous period instead.
+const MIN_PERIOD_NS: f64 = 60e9 / (999.0 * 24.0);
+/// Slowest tempo a fit may produce: 20 BPM.
+const MAX_PERIOD_NS: f64 = 125_000_000.0;
 
 /// What one update did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,6 +219,8 @@ impl TempoDll {
 
     /// Refits from the last `JUMP_RUN` pulses (those that showed the jump) and `t`.
     fn relock_from_recent(&mut self, t: Nanos) {
+        // (If the refit is implausible, `fit` keeps the old period and the next pulses settle
+        // the phase as in an acquisition.)
         let take = self.filled.min(JUMP_RUN - 1);
         let mut pts = [0 as Nanos; JUMP_RUN];
         for (i, p) in pts.iter_mut().take(take).enumerate() {
@@ -244,7 +252,7 @@ impl TempoDll {
         }
         let d = n * self.sxx - self.sx * self.sx;
         let slope = (n * self.sxy - self.sx * self.sy) / d;
-        if !(slope.is_finite() && slope > 0.0) {
+        if !(slope.is_finite() && (MIN_PERIOD_NS..=MAX_PERIOD_NS).contains(&slope)) {
             return;
         }
         let intercept = (self.sy - slope * self.sx) / n;
@@ -344,6 +352,28 @@ mod tests {
         assert_eq!(dll.update(t), TempoUpdate::Gap);
         assert!((bpm(dll.ns_per_pulse()) - 90.0).abs() < 0.01);
         assert!((dll.next_pulse_ns() - (t as f64 + p)).abs() < 1e3);
+    }
+
+    #[test]
+    fn clocks_released_together_after_a_stall_never_read_as_a_tempo() {
+        let mut dll = TempoDll::new(period(120.0));
+        let p = period(120.0);
+        for i in 0..100 {
+            dll.update((i as f64 * p) as Nanos);
+        }
+        // The reader stalled for 15 pulses; they all arrive within 150 µs.
+        let stall_end = 114.0 * p;
+        let mut max_bpm: f64 = 0.0;
+        for k in 0..15 {
+            dll.update((stall_end + k as f64 * 10e3) as Nanos);
+            max_bpm = max_bpm.max(bpm(dll.ns_per_pulse()));
+        }
+        for i in 115..400 {
+            dll.update((i as f64 * p) as Nanos);
+            max_bpm = max_bpm.max(bpm(dll.ns_per_pulse()));
+        }
+        assert!(max_bpm <= 999.0, "read {max_bpm} BPM");
+        assert!((bpm(dll.ns_per_pulse()) - 120.0).abs() < 0.5);
     }
 
     #[test]
