@@ -14,6 +14,9 @@ without torch). Two graph variants share one interface idea:
   (what CUDA graphs need). Extra inputs ``seqlens_k`` [1] int32 (tokens in cache after this step
   minus one), ``total_sequence_length`` [] int32, and ``logits_start`` / ``logits_end`` [1] int64:
   ``logits`` [1, end - start] holds only those head rows (the ids a masked step can sample).
+  With ``--full-head`` the head-range inputs (and the ``If`` that picks whole or part of the head)
+  are left out and ``logits`` is always [1, V]: every node has fixed shapes and no control flow,
+  which is what ORT's CUDA graph capture requires (it refuses graphs with ``If``).
 
 Architecture (EleutherAI aria ``TransformerLM``): pre-norm LayerNorm (eps 1e-5, weight+bias), fused
 ``mixed_qkv`` split q|k|v, rotary base 500000 in half-split form, causal softmax attention,
@@ -23,6 +26,8 @@ Examples::
 
     python3 models/export_onnx.py --checkpoint aria-medium.safetensors --config medium.json \\
         --dtype fp16 --variant gqa --out models/aria-medium-gqa-fp16.onnx
+    python3 models/export_onnx.py --random medium --dtype fp16 --variant gqa --full-head \
+        --out /tmp/medium-graph.onnx
     python3 models/export_onnx.py --random tiny --seed 1 --out /tmp/tiny.onnx
     python3 models/export_onnx.py --random custom --d-model 96 --n-heads 6 --n-layers 3 --out /tmp/d96.onnx
 """
@@ -212,7 +217,7 @@ def feed_forward(g, x, w, p):
     return linear(g, g.op("Mul", [act, up]), w, p + "ff_down_proj.weight")
 
 
-def build(w, cfg, dtype, variant):
+def build(w, cfg, dtype, variant, full_head=False):
     """Returns an onnx.ModelProto of the decoder."""
     d, h, nl = cfg["d_model"], cfg["n_heads"], cfg["n_layers"]
     dh, f, v = d // h, d * cfg["ff_mult"], cfg["vocab_size"]
@@ -330,7 +335,7 @@ def build(w, cfg, dtype, variant):
     # 17727-wide lm_head instead of 178.
     last = g.op("Slice", [x, "last_start", "last_end", "axis1"], hint="last")  # [1, 1, d]
     last = layer_norm(g, last, w, "model.out_layer_norm")
-    if variant == "gqa":
+    if variant == "gqa" and not full_head:
         # Only head rows [logits_start, logits_end) are computed: a grammar-masked decode step
         # needs ~1.7k of the 17727 (notes + <T>, or the 500 onsets, or the 501 durations), and
         # the head is 60% of a small model's per-token weight traffic.
@@ -404,6 +409,8 @@ def main(argv=None):
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights and compute dtype")
     ap.add_argument("--variant", choices=["plain", "gqa"], default="plain",
                     help="plain ONNX ops (any provider, parity) or contrib GroupQueryAttention (CUDA)")
+    ap.add_argument("--full-head", action="store_true",
+                    help="gqa without the head-range inputs: fixed shapes, no If (CUDA graph capture)")
     ap.add_argument("--out", required=True, help="output .onnx path")
     a = ap.parse_args(argv)
 
@@ -430,7 +437,9 @@ def main(argv=None):
         else:
             w = random_weights(cfg, a.seed)
         check_weights(w, cfg)
-        model = build(w, cfg, a.dtype, a.variant)
+        if a.full_head and a.variant != "gqa":
+            raise ExportError("--full-head applies to --variant gqa (plain always computes the whole head)")
+        model = build(w, cfg, a.dtype, a.variant, a.full_head)
         save(model, a.out)
     except ExportError as e:
         print(f"export_onnx: {e}", file=sys.stderr)

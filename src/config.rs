@@ -216,6 +216,9 @@ pub struct ModelConfig {
     /// Let ONNX Runtime's threads busy-wait between operators (faster with threads > 1, but
     /// every core stays busy while a bar is generated).
     pub spin: bool,
+    /// Capture the decode step in a CUDA graph (device "cuda", a `gqa --full-head` fp16/bf16
+    /// export).
+    pub cuda_graph: bool,
 }
 
 impl Default for ModelConfig {
@@ -226,6 +229,7 @@ impl Default for ModelConfig {
             runtime: None,
             threads: 1,
             spin: false,
+            cuda_graph: false,
         }
     }
 }

@@ -178,3 +178,18 @@ fn cli_cuda_without_cuda_fails_and_never_falls_back_to_cpu() {
         assert!(!err.contains("\"provider\":\"cpu\""));
     }
 }
+
+#[test]
+fn cuda_graph_on_the_cpu_provider_is_refused_naming_the_device_flag() {
+    let lib: PathBuf = locate_library(None).expect("ONNX Runtime (run scripts/setup.sh)");
+    let (ok, err) = run_cli(
+        &["bench", "--device", "cpu", "--cuda-graph", "--runs", "1"],
+        &[("ORT_DYLIB_PATH", lib.to_str().unwrap())],
+    );
+    assert!(!ok, "a CUDA graph cannot run on the CPU provider");
+    assert!(
+        err.contains("cannot capture the decode step in a CUDA graph")
+            && err.contains("--device cuda"),
+        "{err}"
+    );
+}

@@ -1,6 +1,9 @@
 //! The exported tiny model reproduces the reference PyTorch model: last-position logits within
 //! 1e-4 and the 64 greedy ids exactly, for both prompts of `aria-tiny-dev.reference.json`.
 //! Needs ONNX Runtime (`scripts/setup.sh`) and, for the re-export test, python3 with numpy + onnx.
+//!
+//! `ARIA_TEST_DEVICE=cuda` runs them all on the CUDA provider (with onnxruntime-gpu's library in
+//! `ORT_DYLIB_PATH`); `-- --include-ignored` adds the CUDA graph check, which needs a GPU.
 
 // `&[0..n]` is a list of allowed ranges that happens to hold one.
 #![allow(clippy::single_range_in_vec_init)]
@@ -10,6 +13,7 @@ use std::path::{Path, PathBuf};
 use aria_bridge::aria::model::{AriaModel, ModelOptions};
 use aria_bridge::aria::runtime::Runtime;
 use aria_bridge::aria::sampling::argmax;
+use aria_bridge::config::Device;
 
 struct Case {
     name: String,
@@ -50,13 +54,29 @@ fn cases() -> Vec<Case> {
         .collect()
 }
 
-fn load(path: &Path, force_io_binding: bool) -> AriaModel {
+/// The provider under test: `ARIA_TEST_DEVICE` (cpu unless set).
+fn device() -> Device {
+    match std::env::var("ARIA_TEST_DEVICE").as_deref() {
+        Ok("cuda") => Device::Cuda,
+        Ok("cpu") | Err(_) => Device::Cpu,
+        Ok(other) => panic!("ARIA_TEST_DEVICE={other}: use cpu or cuda"),
+    }
+}
+
+fn load_with(path: &Path, opts: ModelOptions) -> AriaModel {
     let rt = Runtime::get(None).expect("ONNX Runtime (run scripts/setup.sh)");
-    let opts = ModelOptions {
-        force_io_binding,
-        ..ModelOptions::default()
-    };
     AriaModel::load(rt, path, &opts).unwrap()
+}
+
+fn load(path: &Path, force_io_binding: bool) -> AriaModel {
+    load_with(
+        path,
+        ModelOptions {
+            device: device(),
+            force_io_binding,
+            ..ModelOptions::default()
+        },
+    )
 }
 
 fn committed_model() -> PathBuf {
@@ -154,10 +174,9 @@ fn re_export_of_the_fixture_gives_the_same_outputs() {
     }
 }
 
-#[test]
-fn gqa_export_matches_reference_greedy_ids_on_cpu() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("tiny-gqa.onnx");
+/// Exports the fixture checkpoint with `args` into `dir`.
+fn export_fixture(dir: &Path, args: &[&str]) -> PathBuf {
+    let out = dir.join("tiny-export.onnx");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = std::process::Command::new("python3")
         .arg(root.join("models/export_onnx.py"))
@@ -165,14 +184,18 @@ fn gqa_export_matches_reference_greedy_ids_on_cpu() {
         .arg(fixtures().join("aria-tiny-dev.safetensors"))
         .arg("--config")
         .arg(fixtures().join("aria-tiny-dev.config.json"))
-        .args(["--variant", "gqa", "--out"])
+        .args(args)
+        .arg("--out")
         .arg(&out)
         .status()
         .expect("python3 is needed (scripts/setup.sh installs numpy and onnx)");
-    assert!(status.success(), "export_onnx.py failed");
-    let mut model = load(&out, false);
+    assert!(status.success(), "export_onnx.py {args:?} failed");
+    out
+}
+
+fn assert_matches_reference(model: &mut AriaModel) {
     for case in cases() {
-        let (logits, ids) = greedy(&mut model, &case.prompt_ids, case.greedy_ids.len());
+        let (logits, ids) = greedy(model, &case.prompt_ids, case.greedy_ids.len());
         let d = max_abs_diff(&logits, &case.last_logits);
         assert!(
             d <= 1e-4,
@@ -180,6 +203,58 @@ fn gqa_export_matches_reference_greedy_ids_on_cpu() {
             case.name
         );
         assert_eq!(ids, case.greedy_ids, "{}: greedy ids differ", case.name);
+    }
+}
+
+#[test]
+fn full_head_gqa_export_for_cuda_graphs_matches_reference_on_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = export_fixture(dir.path(), &["--variant", "gqa", "--full-head"]);
+    let mut model = load(&out, false);
+    assert!(
+        !model.info().head_range,
+        "no head-range inputs: fixed shapes"
+    );
+    assert_matches_reference(&mut model);
+}
+
+#[test]
+fn gqa_export_matches_reference_greedy_ids_on_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = export_fixture(dir.path(), &["--variant", "gqa"]);
+    let mut model = load(&out, false);
+    assert_matches_reference(&mut model);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU: ARIA_TEST_DEVICE=cuda cargo test --test model_parity -- --include-ignored"]
+fn cuda_graph_decode_gives_the_uncaptured_greedy_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    // fp16: ORT's CUDA GroupQueryAttention has no fp32 kernel.
+    let out = export_fixture(
+        dir.path(),
+        &["--variant", "gqa", "--full-head", "--dtype", "fp16"],
+    );
+    let opts = |cuda_graph| ModelOptions {
+        device: Device::Cuda,
+        cuda_graph,
+        ..ModelOptions::default()
+    };
+    let mut eager = load_with(&out, opts(false));
+    let mut captured = load_with(&out, opts(true));
+    for case in cases() {
+        let n = case.greedy_ids.len();
+        let (la, ia) = greedy(&mut eager, &case.prompt_ids, n);
+        let (lb, ib) = greedy(&mut captured, &case.prompt_ids, n);
+        assert_eq!(
+            ia, ib,
+            "{}: greedy ids differ under the CUDA graph",
+            case.name
+        );
+        assert!(max_abs_diff(&la, &lb) <= 1e-3, "{}", case.name);
+        // The second sequence replays the graph captured in the first.
+        let (_, ic) = greedy(&mut captured, &case.prompt_ids, n);
+        assert_eq!(ic, ia, "{}: replay after reset differs", case.name);
     }
 }
 

@@ -118,6 +118,7 @@ impl AriaGenerator {
             device: cfg.device,
             threads: cfg.threads,
             spin: cfg.spin,
+            cuda_graph: cfg.cuda_graph,
             ..ModelOptions::default()
         };
         let model = AriaModel::load(rt, &cfg.path, &opts)?;

@@ -2,6 +2,7 @@
 
 pub mod generator;
 pub mod grammar;
+mod graph_step;
 pub mod midi_dict;
 pub mod model;
 pub mod runtime;

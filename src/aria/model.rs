@@ -24,6 +24,7 @@ use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{IoBinding, Session, SessionInputValue};
 use ort::value::{DynTensor, DynValue, Tensor, TensorElementType, ValueType};
 
+use crate::aria::graph_step::GraphStep;
 use crate::aria::runtime::{Provider, Runtime, RuntimeError};
 use crate::config::Device;
 
@@ -119,6 +120,14 @@ pub enum ModelError {
     /// A forward pass failed.
     #[error("model inference failed: {0}")]
     Inference(String),
+    /// `cuda_graph` was asked for a model or provider that cannot be captured.
+    #[error("{path}: cannot capture the decode step in a CUDA graph: {reason}")]
+    GraphUnsupported {
+        /// The model file.
+        path: PathBuf,
+        /// Why, and what to export or pass instead.
+        reason: String,
+    },
     /// The sequence would outgrow the model's rotary table.
     #[error("sequence of {wanted} tokens exceeds the model's maximum of {max}")]
     ContextFull {
@@ -148,6 +157,9 @@ pub struct ModelOptions {
     /// maximum). A jam needs prompt + one bar: ~200 + 256; the medium model's full 8192 would
     /// take 805 MB of fp16 cache.
     pub max_context: usize,
+    /// Capture the decode step in a CUDA graph (CUDA only; a `gqa --full-head` export in fp16
+    /// or bf16, see [`crate::aria::graph_step`]).
+    pub cuda_graph: bool,
     /// Write ORT's per-node profile (JSON) to a file starting with this prefix; see
     /// [`AriaModel::end_profiling`].
     pub profile: Option<PathBuf>,
@@ -161,6 +173,7 @@ impl Default for ModelOptions {
             spin: false,
             force_io_binding: false,
             max_context: 2048,
+            cuda_graph: false,
             profile: None,
         }
     }
@@ -197,6 +210,8 @@ pub struct AriaModel {
     capacity: usize,
     /// Head rows the current step computes.
     head: Range<u32>,
+    /// The captured decode step, with `cuda_graph`.
+    graph: Option<GraphStep>,
 }
 
 impl std::fmt::Debug for AriaModel {
@@ -222,8 +237,18 @@ impl AriaModel {
                 path: path.to_path_buf(),
             });
         }
-        let (mut builder, provider) =
-            runtime.session_builder(options.device, options.threads, options.spin, false)?;
+        if options.cuda_graph && options.device != Device::Cuda {
+            return Err(ModelError::GraphUnsupported {
+                path: path.to_path_buf(),
+                reason: "CUDA graphs need the CUDA provider: pass --device cuda".into(),
+            });
+        }
+        let (mut builder, provider) = runtime.session_builder(
+            options.device,
+            options.threads,
+            options.spin,
+            options.cuda_graph,
+        )?;
         if let Some(prefix) = &options.profile {
             builder = builder.with_profiling(prefix).map_err(infer)?;
         }
@@ -257,6 +282,28 @@ impl AriaModel {
         } else {
             None
         };
+        if options.cuda_graph {
+            let why = if !gqa {
+                Some("it is a `plain` export: export with --variant gqa --full-head")
+            } else if info.head_range {
+                Some("its head-range inputs make the logits' shape vary (an `If` node, which capture refuses): export with --full-head")
+            } else if info.dtype == WeightDtype::Fp32 {
+                Some("ORT's CUDA GroupQueryAttention is fp16/bf16 only (fp32 would run on the CPU, which capture refuses): export with --dtype fp16 or bf16")
+            } else {
+                None
+            };
+            if let Some(reason) = why {
+                return Err(ModelError::GraphUnsupported {
+                    path: path.to_path_buf(),
+                    reason: reason.into(),
+                });
+            }
+        }
+        let graph = if options.cuda_graph {
+            Some(GraphStep::new(&session, info.vocab_size, capacity)?)
+        } else {
+            None
+        };
         let binding = match device_mem {
             Some(_) => Some(session.create_binding().map_err(infer)?),
             None => None,
@@ -276,11 +323,13 @@ impl AriaModel {
             device_mem,
             capacity,
             head: 0..0,
+            graph,
         };
         model.reset()?;
         tracing::info!(
             model = %model.path.display(),
             provider = provider.as_str(),
+            cuda_graph = model.graph.is_some(),
             dtype = model.info.dtype.as_str(),
             layers = model.info.n_layers,
             vocab = model.info.vocab_size,
@@ -518,13 +567,36 @@ impl AriaModel {
     /// `gqa`: every layer's K and V buffer is bound as both past and present, so ORT writes the
     /// new entries in place; only the ids and two lengths change between steps.
     fn step_gqa(&mut self, tokens: &[u32]) -> Result<(), ModelError> {
+        if let (Some(g), [token]) = (self.graph.as_mut(), tokens) {
+            let mut kv: Vec<(&str, &str, &mut DynValue)> = Vec::with_capacity(self.past.len());
+            for ((past, present), buf) in self
+                .past_names
+                .iter()
+                .zip(&self.present_names)
+                .zip(self.past.iter_mut())
+            {
+                let buf = buf.as_mut().ok_or_else(|| {
+                    ModelError::Inference("KV buffer missing (earlier failure)".into())
+                })?;
+                kv.push((past.as_str(), present.as_str(), buf));
+            }
+            let data = g.decode(&mut self.session, *token, self.len, &mut kv)?;
+            self.logits.clear();
+            self.logits.extend_from_slice(data);
+            return Ok(());
+        }
         let n = tokens.len();
         let ids: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
         let ids = Tensor::from_array(([1usize, n], ids)).map_err(infer)?;
-        let total = (self.len + n) as i32;
-        // seqlens_k is the index of the last token (total - 1), per ORT's contrib-op spec.
-        let seqlens = Tensor::from_array(([1usize], vec![total - 1])).map_err(infer)?;
-        let total_t = Tensor::from_array((Vec::<usize>::new(), vec![total])).map_err(infer)?;
+        // seqlens_k is the index of the last token, per ORT's contrib-op spec. The kernels (CPU
+        // and CUDA) take the attention length, the rotary positions and where to write the new
+        // entries from it; `total_sequence_length` only sizes the present buffers, which are the
+        // shared ones. So it is always the buffer length: the one value that is right for every
+        // step, and the one a captured CUDA graph (which freezes this host-side input) needs.
+        let seqlens =
+            Tensor::from_array(([1usize], vec![(self.len + n) as i32 - 1])).map_err(infer)?;
+        let total_t =
+            Tensor::from_array((Vec::<usize>::new(), vec![self.capacity as i32])).map_err(infer)?;
         let (hs, he) = self.head_tensors()?;
         let binding = self.binding.as_mut().expect("gqa uses a binding");
         binding.clear();
@@ -548,7 +620,13 @@ impl AriaModel {
             .map_err(infer)?;
         }
         bind_logits_to_host(binding)?;
-        let out = self.session.run_binding(binding).map_err(infer)?;
+        let out = match &self.graph {
+            Some(g) => self
+                .session
+                .run_binding_with_options(binding, g.prefill_options()),
+            None => self.session.run_binding(binding),
+        }
+        .map_err(infer)?;
         copy_logits(&out, &mut self.logits, self.info.vocab_size, &self.head)
     }
 }

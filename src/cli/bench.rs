@@ -42,6 +42,10 @@ pub struct Args {
     /// Let ORT's threads busy-wait between operators (what makes --threads 2 pay off).
     #[arg(long)]
     pub spin: bool,
+    /// Capture the decode step in a CUDA graph (--device cuda, a `gqa --full-head` fp16/bf16
+    /// export).
+    #[arg(long)]
+    pub cuda_graph: bool,
     /// Prompt length in tokens (a two-bar prompt of dense piano is ~178).
     #[arg(long, default_value_t = 178)]
     pub prompt_tokens: usize,
@@ -109,6 +113,7 @@ struct Report {
     dtype: &'static str,
     threads: usize,
     spin: bool,
+    cuda_graph: bool,
     prompt_tokens: usize,
     new_tokens: usize,
     runs: usize,
@@ -141,6 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         device: args.device,
         threads: args.threads,
         spin: args.spin,
+        cuda_graph: args.cuda_graph,
         profile: args.profile.clone(),
         ..ModelOptions::default()
     };
@@ -248,6 +254,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         dtype: model.info().dtype.as_str(),
         threads: args.threads,
         spin: args.spin,
+        cuda_graph: args.cuda_graph,
         prompt_tokens: args.prompt_tokens,
         new_tokens: args.new_tokens,
         runs: args.runs,
@@ -260,9 +267,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "model {} on {} ({}), {} thread(s){}, {} + {} tokens ({}), {} runs",
+            "model {} on {}{} ({}), {} thread(s){}, {} + {} tokens ({}), {} runs",
             report.model,
             report.provider,
+            if report.cuda_graph {
+                " (CUDA graph)"
+            } else {
+                ""
+            },
             report.dtype,
             report.threads,
             if report.spin { " spinning" } else { "" },

@@ -99,6 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         runtime: args.runtime.clone(),
         threads: args.threads,
         spin: false,
+        cuda_graph: false,
     };
     let mut generator = AriaGenerator::load(&cfg, Duration::ZERO)?;
     let tok = generator.tokenizer().clone();
