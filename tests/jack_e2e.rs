@@ -6,7 +6,8 @@
 //! after Stop; prints where in their windows the notes landed. The window check has a tolerance
 //! of one pulse (20.8 ms at 120 BPM): it pins membership, not precision.
 //!
-//! Run (ARIA_E2E_MODEL overrides the model, models/aria-tiny-dev.onnx by default):
+//! Run (ARIA_E2E_MODEL overrides the model, models/aria-tiny-dev.onnx by default;
+//! ARIA_E2E_RT_PRIORITY the SCHED_FIFO priority of the timing threads, 40 by default, 0 = off):
 //! `scripts/with-jack.sh cargo test --features jack --test jack_e2e -- --nocapture`
 #![cfg(feature = "jack")]
 
@@ -24,6 +25,11 @@ const BARS: u32 = 8;
 const BEATS: u32 = 4;
 
 fn config_text(model: &str) -> String {
+    // ARIA_E2E_RT_PRIORITY compares timing with and without SCHED_FIFO (0 = off).
+    let priority: u8 = std::env::var("ARIA_E2E_RT_PRIORITY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
     format!(
         r#"
 [clock]
@@ -37,6 +43,7 @@ prompt_bars = 2
 [playback]
 fallback = "silence"
 output_channel = 1
+realtime_priority = {priority}
 
 [midi]
 input_port = "e2e out"
