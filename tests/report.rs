@@ -136,6 +136,7 @@ fn check_against_lines(r: &Report, lines: &[Value]) {
         (r.on_time, r.missed, r.dropped, r.late),
         (on_time, count("missed"), count("dropped"), count("late"))
     );
+    assert_eq!(r.carried, count("carried"));
     let windows = on_time + count("missed") + count("dropped");
     assert_eq!(r.windows, windows);
     if windows > 0 {
@@ -291,6 +292,25 @@ fn damaged_lines_are_named_and_the_rest_still_reports() {
         .collect();
     check_against_lines(&r, &kept);
     assert!(report::render_text(&r).contains("skipped line 10: event version 2"));
+}
+
+#[test]
+fn windows_carried_over_loop_wraps_are_counted_and_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = jam(120.0, 50.0, 0);
+    let clean = write_log(&o, dir.path(), "clean.jsonl");
+    let mut text = std::fs::read_to_string(&clean).unwrap();
+    for (t, wall) in [(8000.0, 8001.0), (16000.0, 16002.0)] {
+        text.push_str(&format!(
+            "{{\"v\":1,\"event\":\"carried\",\"t_ms\":{t},\"wall_ms\":{wall},\"from_window_bar\":4,\"window_bar\":0}}\n"
+        ));
+    }
+    let path = dir.path().join("looped.jsonl");
+    std::fs::write(&path, &text).unwrap();
+    let r = report::read_report(&path).unwrap();
+    assert!(r.skipped.is_empty(), "{:?}", r.skipped);
+    assert_eq!(r.carried, 2);
+    assert!(report::render_text(&r).contains("carried over a loop wrap 2"));
 }
 
 #[test]

@@ -96,14 +96,15 @@ pub fn render_text(r: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        "windows: {} | on time {} | missed {} ({:.1}%) | dropped {} ({:.1}%) | late results {}",
+        "windows: {} | on time {} | missed {} ({:.1}%) | dropped {} ({:.1}%) | late results {} | carried over a loop wrap {}",
         r.windows,
         r.on_time,
         r.missed,
         100.0 * r.miss_rate,
         r.dropped,
         100.0 * r.drop_rate,
-        r.late
+        r.late,
+        r.carried
     );
     if !r.drop_reasons.is_empty() {
         let reasons: Vec<String> = r

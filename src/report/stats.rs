@@ -159,6 +159,8 @@ pub struct Report {
     pub dropped: u64,
     /// Results that came after their window started.
     pub late: u64,
+    /// Windows a loop wrap (Song Position jump) moved to where it landed.
+    pub carried: u64,
     /// `missed / windows`.
     pub miss_rate: f64,
     /// `dropped / windows`.
@@ -195,6 +197,7 @@ pub fn compute(records: &[Record], skipped: Vec<SkippedLine>) -> Report {
     let mut settings = None;
     let (mut boundaries, mut jobs, mut gens, mut failures) = (0u64, 0u64, 0u64, 0u64);
     let (mut on_time, mut missed, mut dropped, mut late) = (0u64, 0u64, 0u64, 0u64);
+    let mut carried = 0u64;
     let mut drop_reasons = BTreeMap::new();
     let mut s = StageSamples::default();
     let mut slack = Vec::new();
@@ -306,6 +309,7 @@ pub fn compute(records: &[Record], skipped: Vec<SkippedLine>) -> Report {
                 by_window.entry(*window_bar).or_default().missed = true;
             }
             Event::Late { .. } => late += 1,
+            Event::Carried { .. } => carried += 1,
             Event::Tempo { bpm: b, jitter_ms } => {
                 bpm.push(*b);
                 jitter.push(*jitter_ms);
@@ -360,6 +364,7 @@ pub fn compute(records: &[Record], skipped: Vec<SkippedLine>) -> Report {
         missed,
         dropped,
         late,
+        carried,
         miss_rate: rate(missed),
         drop_rate: rate(dropped),
         drop_reasons,
