@@ -160,7 +160,7 @@ impl Default for PlaybackConfig {
 }
 
 /// `[midi]`
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MidiConfig {
     /// Connect the note input to the first port whose name contains this (case-insensitive);
@@ -174,18 +174,6 @@ pub struct MidiConfig {
     pub input_channel: u8,
     /// Echo the human's notes to the output.
     pub thru: bool,
-}
-
-impl Default for MidiConfig {
-    fn default() -> Self {
-        Self {
-            input_port: None,
-            output_port: None,
-            clock_port: None,
-            input_channel: 0,
-            thru: false,
-        }
-    }
 }
 
 /// Where the model runs.

@@ -115,41 +115,6 @@ pub fn play(
     (shift, refused)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn script_starts_clock_at_origin_and_keeps_clock_before_simultaneous_notes() {
-        let human = [TimedMessage {
-            at_ms: 0.0,
-            bytes: [0x90, 60, 100],
-            len: 3,
-        }];
-        let s = Script::new(120.0, 1_000_000_000, 96 * 2, &human);
-        assert_eq!(s.messages[0].bytes[0], 0xFA);
-        assert!(s.messages[0].at < s.origin);
-        assert_eq!((s.messages[1].bytes[0], s.messages[1].at), (0xF8, s.origin));
-        assert_eq!(s.messages[2].bytes[0], 0x90);
-        assert_eq!(
-            s.messages.iter().filter(|m| m.bytes[0] == 0xF8).count(),
-            192
-        );
-        assert_eq!(s.messages.last().unwrap().bytes[0], 0xFC);
-    }
-
-    #[test]
-    fn human_messages_after_the_last_pulse_are_left_out() {
-        let human = [TimedMessage {
-            at_ms: 10_000.0,
-            bytes: [0x90, 60, 100],
-            len: 3,
-        }];
-        let s = Script::new(120.0, 0, 96, &human);
-        assert!(s.messages.iter().all(|m| m.bytes[0] != 0x90));
-    }
-}
-
 /// Runs an open-ended clock at `bpm` on the wall clock until `stop` is set: Start, then a 0xF8
 /// every pulse period, then Stop. Each message goes to the engine (`try_send`; refusals counted
 /// and returned) and to `out`, so that other devices can follow our clock. Runs on the calling
@@ -183,4 +148,39 @@ pub fn run_live(
     }
     emit(clock::now(), 0xFC);
     refused
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_starts_clock_at_origin_and_keeps_clock_before_simultaneous_notes() {
+        let human = [TimedMessage {
+            at_ms: 0.0,
+            bytes: [0x90, 60, 100],
+            len: 3,
+        }];
+        let s = Script::new(120.0, 1_000_000_000, 96 * 2, &human);
+        assert_eq!(s.messages[0].bytes[0], 0xFA);
+        assert!(s.messages[0].at < s.origin);
+        assert_eq!((s.messages[1].bytes[0], s.messages[1].at), (0xF8, s.origin));
+        assert_eq!(s.messages[2].bytes[0], 0x90);
+        assert_eq!(
+            s.messages.iter().filter(|m| m.bytes[0] == 0xF8).count(),
+            192
+        );
+        assert_eq!(s.messages.last().unwrap().bytes[0], 0xFC);
+    }
+
+    #[test]
+    fn human_messages_after_the_last_pulse_are_left_out() {
+        let human = [TimedMessage {
+            at_ms: 10_000.0,
+            bytes: [0x90, 60, 100],
+            len: 3,
+        }];
+        let s = Script::new(120.0, 0, 96, &human);
+        assert!(s.messages.iter().all(|m| m.bytes[0] != 0x90));
+    }
 }

@@ -303,13 +303,11 @@ pub fn marks_from_events(events: &[SchedulerEvent]) -> Vec<BarMark> {
     let mut marks: Vec<BarMark> = Vec::new();
     for e in events {
         match *e {
-            SchedulerEvent::Missed { bar, .. } => {
-                if !marks.iter().any(|m| m.bar() == bar) {
-                    marks.push(BarMark::Missed {
-                        bar,
-                        late_by_ms: None,
-                    });
-                }
+            SchedulerEvent::Missed { bar, .. } if !marks.iter().any(|m| m.bar() == bar) => {
+                marks.push(BarMark::Missed {
+                    bar,
+                    late_by_ms: None,
+                });
             }
             SchedulerEvent::Late {
                 bar, late_by_ms, ..
@@ -321,10 +319,8 @@ pub fn marks_from_events(events: &[SchedulerEvent]) -> Vec<BarMark> {
                     late_by_ms: Some(late_by_ms),
                 }),
             },
-            SchedulerEvent::Dropped { bar, reason } => {
-                if !marks.iter().any(|m| m.bar() == bar) {
-                    marks.push(BarMark::Dropped { bar, reason });
-                }
+            SchedulerEvent::Dropped { bar, reason } if !marks.iter().any(|m| m.bar() == bar) => {
+                marks.push(BarMark::Dropped { bar, reason });
             }
             _ => {}
         }
