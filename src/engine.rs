@@ -326,16 +326,24 @@ impl Live {
 }
 
 /// Logs the outcome of a real-time promotion (on the starting thread, never a real-time one).
+/// The first refusal in a process is a warning with the fix; later ones (the same cause, for the
+/// next thread) are debug lines.
 pub fn promote_logged(
     thread: &str,
     priority: u8,
     result: Result<(), crate::realtime::RealtimeError>,
 ) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
     match result {
         Ok(()) => {
             tracing::info!(target: "aria_bridge::engine", thread, priority, "real-time priority (SCHED_FIFO)")
         }
-        Err(e) => tracing::warn!(target: "aria_bridge::engine", thread, "staying time-shared: {e}"),
+        Err(e) if !WARNED.swap(true, Ordering::Relaxed) => {
+            tracing::warn!(target: "aria_bridge::engine", thread, "staying time-shared: {e}")
+        }
+        Err(e) => {
+            tracing::debug!(target: "aria_bridge::engine", thread, "staying time-shared: {e}")
+        }
     }
 }
 
