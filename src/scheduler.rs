@@ -334,6 +334,7 @@ impl Scheduler {
                         let s = &mut self.slots[i];
                         s.window.start_pulse = c.to_pulse;
                         s.window.bar = c.to_bar;
+                        s.window.len_pulses = c.to_len_pulses;
                         s.epoch = tl.epoch;
                         s.next = 0;
                         s.notes_on = 0;
@@ -365,7 +366,7 @@ impl Scheduler {
                 Window {
                     bar: c.to_bar,
                     start_pulse: c.to_pulse,
-                    len_pulses: window.len_pulses,
+                    len_pulses: c.to_len_pulses,
                 },
             ),
             _ => (epoch, window),

@@ -37,6 +37,8 @@ pub struct Carry {
     pub to_pulse: u64,
     /// The bar that begins at `to_pulse`.
     pub to_bar: u64,
+    /// That bar's length in pulses (it may differ from the old window's after a meter change).
+    pub to_len_pulses: u32,
 }
 
 impl Carry {

@@ -470,6 +470,7 @@ impl Transport {
                         from_pulse: from,
                         to_pulse: to,
                         to_bar,
+                        to_len_pulses: meter.pulses_per_bar(to_bar),
                     }),
                     // Off a bar line the old window does not map onto a new one.
                     _ => None,

@@ -577,6 +577,7 @@ fn wrapped(epoch: u32) -> Timeline {
             from_pulse: 384,
             to_pulse: 0,
             to_bar: 0,
+            to_len_pulses: 96,
         }),
         ..tl(epoch, NSPP)
     }

@@ -192,7 +192,8 @@ fn loop_wrap_with_mid_stream_song_position_rephases_and_bumps_the_epoch() {
             from_epoch: epoch,
             from_pulse: 384,
             to_pulse: 0,
-            to_bar: 0
+            to_bar: 0,
+            to_len_pulses: 96
         })
     );
     r.clocks(1);
@@ -539,4 +540,26 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_carry_into_a_bar_of_another_meter_takes_that_bars_length() {
+    let ts = |s| TimeSignature::parse(s).unwrap();
+    // Bars 0 and 1 in 3/4 (72 pulses), 4/4 from bar 2 (pulse 144); the master jumps from the
+    // end of bar 3 (pulse 336) back to bar 1 (pulse 72).
+    let mut r = Rig::new(Meter::with_changes(ts("3/4"), &[(2, ts("4/4"))]));
+    r.send(MidiMessage::Start);
+    r.clocks(336);
+    let epoch = r.t.epoch();
+    r.send(MidiMessage::SongPosition(72 / 6));
+    assert_eq!(
+        r.t.timeline().carry,
+        Some(Carry {
+            from_epoch: epoch,
+            from_pulse: 336,
+            to_pulse: 72,
+            to_bar: 1,
+            to_len_pulses: 72
+        })
+    );
 }
