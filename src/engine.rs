@@ -34,6 +34,7 @@ use crate::scheduler::thread::{SchedulerMsg, SchedulerThread};
 use crate::scheduler::{DropReason, Scheduler, SchedulerEvent};
 use crate::sink::MidiOut;
 use crate::source::{PortRole, RawMidi};
+use crate::timeline::SharedCarry;
 use crate::worker::{Worker, WorkerOptions, WorkerReport};
 use crate::{clock, Nanos};
 
@@ -204,12 +205,16 @@ impl Live {
             log: log_tx.clone(),
             counters: counters.clone(),
         });
+        let carry = Arc::new(SharedCarry::default());
         let worker = Worker::spawn(
             generator,
             jobs_rx,
             report_tx,
             epoch.clone(),
-            WorkerOptions::live(cfg.generation.deadline_margin_ms),
+            WorkerOptions {
+                carry: carry.clone(),
+                ..WorkerOptions::live(cfg.generation.deadline_margin_ms)
+            },
         )
         .map_err(thread_err("aria-worker"))?;
         let scheduler = SchedulerThread::spawn(
@@ -246,6 +251,7 @@ impl Live {
                         control,
                         queue,
                         epoch,
+                        carry,
                         log: log_tx,
                         counters,
                     };
@@ -352,6 +358,7 @@ struct InputContext {
     control: Sender<SchedulerMsg>,
     queue: JobQueue,
     epoch: Arc<AtomicU32>,
+    carry: Arc<SharedCarry>,
     log: Sender<LiveRecord>,
     counters: Arc<Counters>,
 }
@@ -377,7 +384,9 @@ impl InputContext {
     fn act(&self, action: InputAction, thru: &mut Option<Box<dyn MidiOut>>) {
         match action {
             InputAction::Timeline(tl) => {
-                // The worker reads the epoch to skip jobs whose windows will never come.
+                // The worker reads the epoch to skip jobs whose windows will never come (the
+                // carry first: a reader that sees the new epoch sees its carry too).
+                self.carry.store(tl.carry);
                 self.epoch.store(tl.epoch, Ordering::Release);
                 self.control(SchedulerMsg::Timeline(tl));
                 self.log(LiveRecord::Timeline(tl));

@@ -3,6 +3,8 @@
 //! The transport publishes a new [`Timeline`] whenever the tempo estimate moves or the position
 //! jumps; the scheduler converts pulses to send instants with the newest one it holds.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::Nanos;
 
 /// A linear pulse/time map: pulse `p` happens at `anchor_ns + (p - anchor_pulse) * ns_per_pulse`.
@@ -45,6 +47,40 @@ impl Carry {
     /// Whether a window of `epoch` starting at `start_pulse` is the one carried.
     pub fn carries(&self, epoch: u32, start_pulse: u64) -> bool {
         epoch == self.from_epoch && start_pulse == self.from_pulse
+    }
+}
+
+/// The current epoch's carry, shared lock-free between the input thread (writer) and the
+/// generation worker (reader), so that a job for the carried window still waiting in the queue
+/// at a loop wrap is run, not skipped as stale. One word: the old epoch and the pulse (up to
+/// 2^32 - 2, 50 hours at 120 BPM; beyond that nothing is carried past the queue).
+#[derive(Debug)]
+pub struct SharedCarry(AtomicU64);
+
+impl Default for SharedCarry {
+    fn default() -> Self {
+        Self(AtomicU64::new(Self::NONE))
+    }
+}
+
+impl SharedCarry {
+    const NONE: u64 = u64::MAX;
+
+    /// Publishes the carry of the timeline about to become current (before its epoch).
+    pub fn store(&self, carry: Option<Carry>) {
+        let word = match carry {
+            Some(c) if c.from_pulse < u64::from(u32::MAX) => {
+                (u64::from(c.from_epoch) << 32) | c.from_pulse
+            }
+            _ => Self::NONE,
+        };
+        self.0.store(word, Ordering::Release);
+    }
+
+    /// Whether a job of `epoch` whose window starts at `start_pulse` is carried.
+    pub fn carries(&self, epoch: u32, start_pulse: u64) -> bool {
+        let word = self.0.load(Ordering::Acquire);
+        word != Self::NONE && word >> 32 == u64::from(epoch) && word & 0xFFFF_FFFF == start_pulse
     }
 }
 

@@ -22,6 +22,7 @@ use crossbeam_channel::{select, Receiver, Sender};
 
 use crate::generator::{GenerationRequest, Generator};
 use crate::job::{GenerationJob, GenerationResult, Window};
+use crate::timeline::SharedCarry;
 use crate::Nanos;
 
 /// Why the worker did not run a job.
@@ -75,6 +76,9 @@ pub struct WorkerOptions {
     pub deadline_margin: Duration,
     /// Where `started_ns`/`finished_ns` and the lateness check read the time.
     pub now: NowFn,
+    /// The current epoch's carry: a job of the previous epoch for the carried window is not
+    /// stale (the scheduler moves its result to where the jump landed).
+    pub carry: Arc<SharedCarry>,
 }
 
 impl WorkerOptions {
@@ -84,6 +88,7 @@ impl WorkerOptions {
             virtual_time: false,
             deadline_margin: Duration::from_secs_f64(margin_ms.max(0.0) / 1e3),
             now: Arc::new(crate::clock::now),
+            carry: Arc::default(),
         }
     }
 
@@ -93,6 +98,7 @@ impl WorkerOptions {
             virtual_time: true,
             deadline_margin: Duration::ZERO,
             now,
+            carry: Arc::default(),
         }
     }
 }
@@ -162,10 +168,11 @@ impl Drop for Worker {
 fn skip_reason(
     job: &GenerationJob,
     current_epoch: u32,
+    carry: &SharedCarry,
     virtual_time: bool,
     now: Nanos,
 ) -> Option<SkipReason> {
-    if job.epoch != current_epoch {
+    if job.epoch != current_epoch && !carry.carries(job.epoch, job.window.start_pulse) {
         Some(SkipReason::StaleEpoch)
     } else if !virtual_time && now >= job.deadline_ns {
         Some(SkipReason::DeadlinePassed)
@@ -197,7 +204,7 @@ fn worker_loop(
         }
         let now = (opts.now)();
         let epoch = current_epoch.load(Ordering::Acquire);
-        let report = match skip_reason(&job, epoch, opts.virtual_time, now) {
+        let report = match skip_reason(&job, epoch, &opts.carry, opts.virtual_time, now) {
             Some(reason) => WorkerReport::Skipped {
                 job_bar: job.bar,
                 window: job.window,
@@ -279,6 +286,7 @@ mod tests {
     use super::*;
     use crate::generator::SamplingParams;
     use crate::note::Prompt;
+    use crate::timeline::Carry;
 
     fn job(epoch: u32, deadline_ns: Nanos) -> GenerationJob {
         GenerationJob {
@@ -299,19 +307,46 @@ mod tests {
 
     #[test]
     fn stale_epoch_is_skipped_even_in_virtual_time() {
+        let none = SharedCarry::default();
         assert_eq!(
-            skip_reason(&job(1, 100), 2, true, 0),
+            skip_reason(&job(1, 100), 2, &none, true, 0),
+            Some(SkipReason::StaleEpoch)
+        );
+    }
+
+    #[test]
+    fn a_queued_job_for_the_window_a_jump_carries_still_runs() {
+        let carry = SharedCarry::default();
+        carry.store(Some(Carry {
+            from_epoch: 1,
+            from_pulse: 480,
+            to_pulse: 0,
+            to_bar: 0,
+            to_len_pulses: 96,
+        }));
+        // job() plays at pulse 480 in epoch 1: carried into epoch 2.
+        assert_eq!(skip_reason(&job(1, 100), 2, &carry, false, 50), None);
+        let mut other = job(1, 100);
+        other.window.start_pulse = 576;
+        assert_eq!(
+            skip_reason(&other, 2, &carry, false, 50),
+            Some(SkipReason::StaleEpoch)
+        );
+        carry.store(None);
+        assert_eq!(
+            skip_reason(&job(1, 100), 2, &carry, false, 50),
             Some(SkipReason::StaleEpoch)
         );
     }
 
     #[test]
     fn passed_deadline_is_skipped_live_only() {
+        let none = SharedCarry::default();
         assert_eq!(
-            skip_reason(&job(1, 100), 1, false, 100),
+            skip_reason(&job(1, 100), 1, &none, false, 100),
             Some(SkipReason::DeadlinePassed)
         );
-        assert_eq!(skip_reason(&job(1, 100), 1, false, 99), None);
-        assert_eq!(skip_reason(&job(1, 100), 1, true, 1_000), None);
+        assert_eq!(skip_reason(&job(1, 100), 1, &none, false, 99), None);
+        assert_eq!(skip_reason(&job(1, 100), 1, &none, true, 1_000), None);
     }
 }
