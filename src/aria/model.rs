@@ -158,7 +158,7 @@ pub struct ModelOptions {
     /// take 805 MB of fp16 cache.
     pub max_context: usize,
     /// Capture the decode step in a CUDA graph (CUDA only; a `gqa --full-head` export in fp16
-    /// or bf16, see [`crate::aria::graph_step`]).
+    /// or bf16; `src/aria/graph_step.rs` says how).
     pub cuda_graph: bool,
     /// Write ORT's per-node profile (JSON) to a file starting with this prefix; see
     /// [`AriaModel::end_profiling`].

@@ -1,5 +1,5 @@
 //! The session event log: one schema ([`event`]), built from engine records ([`convert`]),
-//! written as JSON lines ([`file`]) and summarised live ([`status`]).
+//! written as JSON lines ([`mod@file`]) and summarised live ([`status`]).
 //!
 //! Live, the real-time threads only `try_send` fixed-size records to `aria-log`
 //! ([`crate::engine`]); that thread turns them into [`Record`]s, feeds the status line and hands
