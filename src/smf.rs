@@ -149,6 +149,13 @@ pub fn parse_human(bytes: &[u8], path: &Path) -> Result<Vec<TimedMessage>, SmfEr
 
 /// Walks the chunk headers: midly's lenient parser silently accepts a file cut inside a chunk,
 /// so truncation is detected here, with the offset in the message.
+/// Whether the header's division is SMPTE with the frame-rate byte 0x80 (-128 fps, which no
+/// file really uses): midly 0.5.3 negates that byte as an `i8`, which overflows and panics in
+/// debug builds. Every reader checks this before handing bytes to midly.
+pub fn has_overflowing_smpte_division(bytes: &[u8]) -> bool {
+    bytes.len() >= 14 && bytes.starts_with(b"MThd") && bytes[12] == 0x80
+}
+
 fn check_chunks(bytes: &[u8], path: &Path) -> Result<(), SmfError> {
     let truncated = |detail: String| SmfError::Truncated {
         path: path.to_owned(),
@@ -174,6 +181,12 @@ fn check_chunks(bytes: &[u8], path: &Path) -> Result<(), SmfError> {
     }
     let be32 =
         |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    if has_overflowing_smpte_division(bytes) {
+        return Err(SmfError::Corrupt {
+            path: path.to_owned(),
+            detail: "SMPTE division with a frame rate of -128 (byte 0x80)".into(),
+        });
+    }
     let header_len = be32(4) as usize;
     let tracks = u16::from_be_bytes([bytes[10], bytes[11]]) as usize;
     let mut at = 8 + header_len;

@@ -414,3 +414,15 @@ proptest! {
         let _ = parse_human(&bytes, Path::new("flipped.mid"));
     }
 }
+
+#[test]
+fn smpte_division_of_minus_128_fps_is_an_error_for_every_reader() {
+    // Byte 12 is the division's high byte: 0x80 with the SMPTE bit is -128 fps, which the MIDI
+    // parser underneath negates with an overflow.
+    let mut bytes = tempo_map_file();
+    bytes[12] = 0x80;
+    let err = parse_human(&bytes, Path::new("smpte.mid")).unwrap_err();
+    assert!(err.to_string().contains("-128"), "{err}");
+    assert!(aria_bridge::aria::midi_dict::MidiDict::from_smf(&bytes).is_err());
+    assert!(aria_bridge::report::piano_roll::parse_roll(&bytes, Path::new("smpte.mid")).is_err());
+}

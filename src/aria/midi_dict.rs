@@ -224,6 +224,9 @@ impl MidiDict {
 
     /// Reads a Standard MIDI File as the reference's `MidiDict.from_midi` does.
     pub fn from_smf(bytes: &[u8]) -> Result<Self, MidiDictError> {
+        if crate::smf::has_overflowing_smpte_division(bytes) {
+            return Err(MidiDictError::Timecode);
+        }
         let smf = Smf::parse(bytes)?;
         let tpb = match smf.header.timing {
             Timing::Metrical(t) => t.as_int() as u32,
