@@ -13,7 +13,8 @@ ORT_VERSION=1.31.1
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
 need_apt=()
-for p in libasound2-dev pkg-config libjack-jackd2-dev jackd2 jack-midi-clock; do
+# procps: pgrep, which scripts/with-jack.sh uses to tell stale JACK registry slots from live ones.
+for p in libasound2-dev pkg-config libjack-jackd2-dev jackd2 jack-midi-clock procps; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -29,6 +29,15 @@ period="${JACK_PERIOD:-64}"
 sync="-S"; [ -n "${JACK_ASYNC:-}" ] && sync=""
 log="${JACK_LOG:-$(mktemp -t jackd-XXXXXX.log)}"
 
+# JACK keeps at most 8 servers in a shared-memory registry (/dev/shm/jack-shm-registry). A server
+# killed with SIGKILL (the server-restart test does it on purpose; so does an interrupted run)
+# leaves its slot behind, and after 8 such slots every new server fails with "Too many servers
+# already active". When no jackd runs at all, every slot is stale: clear our user's JACK segments.
+if ! pgrep -x jackd >/dev/null 2>&1 && ! pgrep -x jackdbus >/dev/null 2>&1; then
+  find /dev/shm -maxdepth 1 \( -name 'jack-*' -o -name 'jack_*' -o -name 'sem.jack*' \) \
+    -user "$(id -u)" -delete 2>/dev/null
+fi
+
 # -c s: the system clock source; HPET is absent in most VMs and containers.
 jackd --no-realtime $sync -n "$JACK_DEFAULT_SERVER" -c s -d dummy -r "$rate" -p "$period" >"$log" 2>&1 &
 jack_pid=$!
