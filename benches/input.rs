@@ -7,8 +7,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use aria_bridge::config::Config;
-use aria_bridge::input::{InputAction, InputProcessor};
-use aria_bridge::source::{PortRole, RawMidi};
+use aria_bridge::engine::input::{InputAction, InputProcessor};
+use aria_bridge::midi::source::{PortRole, RawMidi};
 use aria_bridge::Nanos;
 use criterion::{criterion_group, BatchSize, Criterion};
 

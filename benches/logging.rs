@@ -9,10 +9,10 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use aria_bridge::config::Config;
-use aria_bridge::input::{InputAction, InputProcessor};
+use aria_bridge::engine::input::{InputAction, InputProcessor};
 use aria_bridge::log::live::{LiveLog, LiveRecord};
 use aria_bridge::log::LogFile;
-use aria_bridge::source::{PortRole, RawMidi};
+use aria_bridge::midi::source::{PortRole, RawMidi};
 use aria_bridge::Nanos;
 use criterion::{criterion_group, BatchSize, Criterion};
 use crossbeam_channel::{bounded, Sender};
@@ -32,7 +32,7 @@ fn clock(pulse: u64) -> RawMidi {
     RawMidi::new(at(pulse as f64), PortRole::Notes, &[0xF8])
 }
 
-/// The engine's hand-off of one action to the log thread (see `engine::InputContext::act`).
+/// The engine's hand-off of one action to the log thread (see `engine::live::InputContext::act`).
 fn log_action(tx: &Sender<LiveRecord>, a: &InputAction) {
     let rec = match a {
         InputAction::Event(ev) => LiveRecord::Input(*ev),

@@ -10,7 +10,7 @@
 use std::hint::black_box;
 
 use aria_bridge::aria::sampling::{argmax, Sampler};
-use aria_bridge::generator::SamplingParams;
+use aria_bridge::engine::generator::SamplingParams;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 const VOCAB: u32 = 17727;

@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use aria_bridge::aria::tokenizer::{Instrument, Special, Token, Tokenizer};
-use aria_bridge::note::{MsNote, PedalEvent, Prompt};
+use aria_bridge::music::note::{MsNote, PedalEvent, Prompt};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 /// Two 4/4 bars at 120 bpm (4000 ms): 16 eighth-note-ish notes and a pedal change per bar.

@@ -14,15 +14,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use aria_bridge::clock::meter::TimeSignature;
 use aria_bridge::config::Config;
-use aria_bridge::generator::{
+use aria_bridge::engine::generator::{
     Generated, GenerationRequest, GenerationStats, Generator, GeneratorError, StopReason,
 };
-use aria_bridge::jam::{run_virtual, JamOptions};
+use aria_bridge::engine::jam::{run_virtual, JamOptions};
 use aria_bridge::log::LogFile;
-use aria_bridge::meter::TimeSignature;
-use aria_bridge::note::MsNote;
-use aria_bridge::smf::{self, Session};
+use aria_bridge::midi::smf::{self, Session};
+use aria_bridge::music::note::MsNote;
 
 /// Costs a varying share of a bar and answers with the prompt's last bar an octave up.
 struct Synthetic {

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::generator::SamplingParams;
-use crate::meter::TimeSignature;
+use crate::clock::meter::TimeSignature;
+use crate::engine::generator::SamplingParams;
 
 /// Everything the daemon and the headless jam can be told.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

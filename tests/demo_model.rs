@@ -10,8 +10,8 @@ use aria_bridge::aria::midi_dict::MidiDict;
 use aria_bridge::aria::model::{AriaModel, ModelOptions};
 use aria_bridge::aria::runtime::Runtime;
 use aria_bridge::aria::tokenizer::{Special, TokenKind, Tokenizer};
-use aria_bridge::generator::{GenerationRequest, Generator, SamplingParams};
-use aria_bridge::note::{MsNote, Prompt};
+use aria_bridge::engine::generator::{GenerationRequest, Generator, SamplingParams};
+use aria_bridge::music::note::{MsNote, Prompt};
 
 /// 4/4 at 120 BPM: the tempo of examples/human.mid.
 const BAR_MS: u32 = 2000;

@@ -9,11 +9,11 @@
 mod support;
 
 use aria_bridge::config::{Config, Fallback};
-use aria_bridge::input::{InputAction, InputProcessor};
-use aria_bridge::scheduler::Scheduler;
-use aria_bridge::sink::MidiOut;
-use aria_bridge::source::{PortRole, RawMidi};
-use aria_bridge::worker::run_job;
+use aria_bridge::engine::input::{InputAction, InputProcessor};
+use aria_bridge::engine::scheduler::Scheduler;
+use aria_bridge::engine::worker::run_job;
+use aria_bridge::midi::sink::MidiOut;
+use aria_bridge::midi::source::{PortRole, RawMidi};
 use aria_bridge::Nanos;
 use proptest::prelude::*;
 use support::{note, ScriptedGenerator, Step};

@@ -1,11 +1,13 @@
 //! The input side end to end: raw bytes in, timelines, jobs, notes-off and counters out.
 
+use aria_bridge::clock::transport::TransportEvent;
 use aria_bridge::config::Config;
-use aria_bridge::input::{bar_seed, AllNotesOffReason, InputAction, InputEvent, InputProcessor};
-use aria_bridge::job::{GenerationJob, Window};
-use aria_bridge::note::{MsNote, PedalEvent};
-use aria_bridge::source::{PortRole, RawMidi};
-use aria_bridge::transport::TransportEvent;
+use aria_bridge::engine::input::{
+    bar_seed, AllNotesOffReason, InputAction, InputEvent, InputProcessor,
+};
+use aria_bridge::engine::job::{GenerationJob, Window};
+use aria_bridge::midi::source::{PortRole, RawMidi};
+use aria_bridge::music::note::{MsNote, PedalEvent};
 use aria_bridge::Nanos;
 use proptest::prelude::*;
 

@@ -6,8 +6,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use aria_bridge::config::Config;
-use aria_bridge::input::{InputAction, InputProcessor};
-use aria_bridge::source::{PortRole, RawMidi};
+use aria_bridge::engine::input::{InputAction, InputProcessor};
+use aria_bridge::midi::source::{PortRole, RawMidi};
 use aria_bridge::Nanos;
 
 thread_local! {

@@ -112,7 +112,7 @@ fn run_plays_ai_notes_only_inside_their_windows_and_nothing_after_stop() {
     let _ = peer.drain();
 
     let session = clock_session(BPM, BARS, BEATS, &arpeggio(BARS, BEATS));
-    let start: Nanos = clock::now() + 200_000_000;
+    let start: Nanos = clock::timebase::now() + 200_000_000;
     peer.play(start, &session);
     std::thread::sleep(Duration::from_secs(2));
     let got = peer.drain();
@@ -123,7 +123,7 @@ fn run_plays_ai_notes_only_inside_their_windows_and_nothing_after_stop() {
     std::thread::sleep(Duration::from_secs(2));
     let mut resume = clock_session(BPM, 6, BEATS, &arpeggio(6, BEATS));
     resume[0] = Timed::new(0, &[0xFB]);
-    let start2: Nanos = clock::now() + 200_000_000;
+    let start2: Nanos = clock::timebase::now() + 200_000_000;
     peer.play(start2, &resume);
     std::thread::sleep(Duration::from_millis(800));
     let got2 = peer.drain();

@@ -34,7 +34,7 @@ device = "cpu"
 }
 
 /// Notes of ours sounding after all messages up to `t` (note-on without note-off, per key).
-fn sounding_at(got: &[aria_bridge::source::RawMidi], t: Nanos) -> usize {
+fn sounding_at(got: &[aria_bridge::midi::source::RawMidi], t: Nanos) -> usize {
     let mut on: HashMap<(u8, u8), i32> = HashMap::new();
     for m in got.iter().filter(|m| m.at <= t) {
         let b = m.as_slice();
@@ -59,7 +59,7 @@ fn play_human(peer: &mut JackPeer, secs: u64) {
         msgs.push(Timed::new((t * 1e6) as Nanos, &[0x90, k, 80]));
         msgs.push(Timed::new(((t + 300.0) * 1e6) as Nanos, &[0x80, k, 0]));
     }
-    peer.play(clock::now() + 50_000_000, &msgs);
+    peer.play(clock::timebase::now() + 50_000_000, &msgs);
 }
 
 #[test]
@@ -111,7 +111,7 @@ fn run_follows_a_jittery_master_through_stop_mid_song_start_and_clock_loss_witho
     play_human(&mut peer, 8);
     // Instants are taken before the command: its effect can reach the daemon before the
     // command's process has exited.
-    let stop1 = clock::now();
+    let stop1 = clock::timebase::now();
     jack_transport("stop");
     std::thread::sleep(Duration::from_millis(300));
 
@@ -121,7 +121,7 @@ fn run_follows_a_jittery_master_through_stop_mid_song_start_and_clock_loss_witho
     play_human(&mut peer, 6);
 
     // 3. The clock pulled while rolling: the master process dies; the daemon must call it lost.
-    let pulled = clock::now();
+    let pulled = clock::timebase::now();
     master.stop();
     std::thread::sleep(Duration::from_millis(600));
 
@@ -134,7 +134,7 @@ fn run_follows_a_jittery_master_through_stop_mid_song_start_and_clock_loss_witho
     }
     jack_transport("play");
     play_human(&mut peer, 6);
-    let stop3 = clock::now();
+    let stop3 = clock::timebase::now();
     jack_transport("stop");
     std::thread::sleep(Duration::from_millis(500));
     let got = peer.drain();

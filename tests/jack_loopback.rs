@@ -17,7 +17,7 @@ fn loopback_delivers_clock_and_notes_in_order_unaltered() {
 
     let bpm = 120.0;
     let session = clock_session(bpm, 4, 4, &arpeggio(4, 4));
-    let start = clock::now() + 100_000_000;
+    let start = clock::timebase::now() + 100_000_000;
     let sent = peer.play(start, &session);
     std::thread::sleep(std::time::Duration::from_millis(100));
     let got = peer.drain();

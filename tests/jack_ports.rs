@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aria_bridge::config::MidiConfig;
-use aria_bridge::midi_io::{PortError, Ports};
-use aria_bridge::source::{PortRole, RawMidi};
+use aria_bridge::midi::ports::{PortError, Ports};
+use aria_bridge::midi::source::{PortRole, RawMidi};
 use crossbeam_channel::Receiver;
 use support_jack::*;
 

@@ -12,8 +12,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
 
-use aria_bridge::midi_io::{InputCounters, InputHandler, Ports};
-use aria_bridge::source::PortRole;
+use aria_bridge::midi::ports::{InputCounters, InputHandler, Ports};
+use aria_bridge::midi::source::PortRole;
 
 struct Counting;
 
@@ -51,15 +51,15 @@ fn input_hand_off_allocates_nothing_even_when_dropping() {
     let (tx, rx) = crossbeam_channel::bounded(64);
     let counters = Arc::new(InputCounters::default());
     let mut h = InputHandler::new(tx, PortRole::Clock, counters.clone());
-    aria_bridge::clock::now();
+    aria_bridge::clock::timebase::now();
     let before = allocs();
     // 64 fit, the other 936 are dropped: both paths are covered.
     for i in 0..1000u64 {
-        h.on_message(i * 20_833, &[0xF8], aria_bridge::clock::now());
+        h.on_message(i * 20_833, &[0xF8], aria_bridge::clock::timebase::now());
         h.on_message(
             i * 20_833,
             &[0x90, 60, 100, 0xF7],
-            aria_bridge::clock::now(),
+            aria_bridge::clock::timebase::now(),
         );
     }
     assert_eq!(allocs() - before, 0);

@@ -11,7 +11,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use aria_bridge::config::MidiConfig;
-use aria_bridge::midi_io::Ports;
+use aria_bridge::midi::ports::Ports;
 use support_jack::*;
 
 fn alive(pid: &str) -> bool {

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use aria_bridge::config::Config;
-use aria_bridge::jam::{run_virtual, JamOptions, JamOutcome};
-use aria_bridge::smf::{self, BarMark, TimedMessage};
+use aria_bridge::engine::jam::{run_virtual, JamOptions, JamOutcome};
+use aria_bridge::midi::smf::{self, BarMark, TimedMessage};
 use aria_bridge::Nanos;
 use support::{note, ScriptedGenerator, Step};
 
@@ -251,7 +251,7 @@ fn the_session_file_holds_both_parts_and_the_markers() {
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("session.mid");
-    let meter = [(0u64, aria_bridge::meter::TimeSignature::COMMON)];
+    let meter = [(0u64, aria_bridge::clock::meter::TimeSignature::COMMON)];
     let s = smf::Session {
         bpm: 120.0,
         meter: &meter,
@@ -304,7 +304,7 @@ fn a_realtime_jam_runs_the_live_threads_and_closes_every_note() {
         .collect();
     let mut g = ScriptedGenerator::new();
     g.fallback = Step::Notes((0..4).map(|i| note(70, i * 150, i * 150 + 100)).collect());
-    let (o, summary) = aria_bridge::jam::run_realtime(
+    let (o, summary) = aria_bridge::engine::jam::run_realtime(
         &cfg,
         &human,
         Box::new(g),

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use aria_bridge::clock;
 use aria_bridge::config::Config;
-use aria_bridge::engine::{Live, LiveHooks};
-use aria_bridge::sink::{MidiOut, Recorder};
-use aria_bridge::source::{PortRole, RawMidi};
+use aria_bridge::engine::live::{Live, LiveHooks};
+use aria_bridge::midi::sink::{MidiOut, Recorder};
+use aria_bridge::midi::source::{PortRole, RawMidi};
 use support::{note, ScriptedGenerator, Step};
 
 #[derive(Clone, Default)]
@@ -45,7 +45,7 @@ fn a_flood_of_ten_thousand_messages_per_second_is_survived_without_stuck_notes()
     // 300 BPM: a pulse every 8.33 ms, a 4/4 bar every 800 ms; 3 s = 3.75 bars.
     let pulse = Duration::from_nanos(8_333_333);
     let send = |bytes: &[u8]| {
-        let _ = input.try_send(RawMidi::new(clock::now(), PortRole::Notes, bytes));
+        let _ = input.try_send(RawMidi::new(clock::timebase::now(), PortRole::Notes, bytes));
     };
     send(&[0xFA]);
     let start = std::time::Instant::now();
@@ -64,7 +64,7 @@ fn a_flood_of_ten_thousand_messages_per_second_is_survived_without_stuck_notes()
                 8 | 9 => send(&[0x80, k, 0]),
                 10 => {
                     let _ = input.try_send(RawMidi::new(
-                        clock::now(),
+                        clock::timebase::now(),
                         PortRole::Notes,
                         &[0xF0, 0x7E, 0x7F, 0x06, 0x01, 0xF7],
                     ));

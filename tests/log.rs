@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aria_bridge::config::Config;
-use aria_bridge::jam::{run_realtime_logged, JamOptions};
+use aria_bridge::engine::jam::{run_realtime_logged, JamOptions};
 use aria_bridge::log::{parse_log, Event, LogFile, Record};
-use aria_bridge::smf::TimedMessage;
+use aria_bridge::midi::smf::TimedMessage;
 use support::{note, ScriptedGenerator, Step};
 
 /// 4 bars of quarter notes at 400 BPM (600 ms bars).
@@ -143,7 +143,7 @@ fn a_virtual_jam_logs_the_same_steps_as_the_live_engine() {
         assume_latency: Some(Duration::from_millis(20)),
     };
     let mut g = ScriptedGenerator::new();
-    let o = aria_bridge::jam::run_virtual(
+    let o = aria_bridge::engine::jam::run_virtual(
         &Config::default(),
         &short_part(),
         &mut g,

@@ -8,11 +8,11 @@
 mod support;
 
 use aria_bridge::config::Config;
-use aria_bridge::input::{InputAction, InputProcessor};
-use aria_bridge::scheduler::{PlaySource, Scheduler, SchedulerEvent};
-use aria_bridge::sink::Recorder;
-use aria_bridge::source::{PortRole, RawMidi};
-use aria_bridge::worker::run_job;
+use aria_bridge::engine::input::{InputAction, InputProcessor};
+use aria_bridge::engine::scheduler::{PlaySource, Scheduler, SchedulerEvent};
+use aria_bridge::engine::worker::run_job;
+use aria_bridge::midi::sink::Recorder;
+use aria_bridge::midi::source::{PortRole, RawMidi};
 use aria_bridge::Nanos;
 use support::{note, ScriptedGenerator, Step};
 

@@ -9,10 +9,10 @@ use aria_bridge::aria::generator::{AriaGenerator, Limits};
 use aria_bridge::aria::model::{AriaModel, ModelOptions};
 use aria_bridge::aria::runtime::Runtime;
 use aria_bridge::aria::tokenizer::{Special, TokenKind};
-use aria_bridge::generator::{
+use aria_bridge::engine::generator::{
     GenerationRequest, Generator, GeneratorError, SamplingParams, StopReason,
 };
-use aria_bridge::note::{MsNote, Prompt};
+use aria_bridge::music::note::{MsNote, Prompt};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

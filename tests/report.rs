@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aria_bridge::config::Config;
-use aria_bridge::generator::{
+use aria_bridge::engine::generator::{
     Generated, GenerationRequest, GenerationStats, Generator, GeneratorError,
 };
-use aria_bridge::jam::{run_virtual, JamOptions, JamOutcome};
+use aria_bridge::engine::jam::{run_virtual, JamOptions, JamOutcome};
 use aria_bridge::log::{Event, LogFile, Record};
+use aria_bridge::midi::smf::{self, BarMark, TimedMessage};
 use aria_bridge::report::{self, piano_roll, plot, Quantiles, Report};
-use aria_bridge::smf::{self, BarMark, TimedMessage};
 use serde_json::Value;
 use support::note;
 
@@ -362,7 +362,7 @@ fn latency_plot_and_piano_roll_are_written_as_png() {
     assert_eq!(png_size(&png), (1200, 600));
 
     let mid = dir.path().join("session.mid");
-    let meter = [(0u64, aria_bridge::meter::TimeSignature::COMMON)];
+    let meter = [(0u64, aria_bridge::clock::meter::TimeSignature::COMMON)];
     smf::write_session(
         &mid,
         &smf::Session {

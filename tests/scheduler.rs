@@ -1,12 +1,14 @@
 //! Scheduler behaviour: placement, cuts, re-timing, fallbacks, epochs and note hygiene.
 
+use aria_bridge::clock::timeline::{Carry, Timeline};
 use aria_bridge::config::{Config, Fallback};
-use aria_bridge::generator::{Generated, GenerationStats};
-use aria_bridge::job::{GenerationResult, Window};
-use aria_bridge::note::MsNote;
-use aria_bridge::scheduler::{DiscardReason, DropReason, PlaySource, Scheduler, SchedulerEvent};
-use aria_bridge::sink::Recorder;
-use aria_bridge::timeline::{Carry, Timeline};
+use aria_bridge::engine::generator::{Generated, GenerationStats};
+use aria_bridge::engine::job::{GenerationResult, Window};
+use aria_bridge::engine::scheduler::{
+    DiscardReason, DropReason, PlaySource, Scheduler, SchedulerEvent,
+};
+use aria_bridge::midi::sink::Recorder;
+use aria_bridge::music::note::MsNote;
 use aria_bridge::Nanos;
 
 /// 20 ms per pulse (125 BPM) keeps every expected instant an exact integer.

@@ -4,13 +4,13 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use aria_bridge::clock::timeline::Timeline;
 use aria_bridge::config::{Config, Fallback};
-use aria_bridge::generator::{Generated, GenerationStats};
-use aria_bridge::job::{GenerationResult, Window};
-use aria_bridge::note::MsNote;
-use aria_bridge::scheduler::Scheduler;
-use aria_bridge::sink::MidiOut;
-use aria_bridge::timeline::Timeline;
+use aria_bridge::engine::generator::{Generated, GenerationStats};
+use aria_bridge::engine::job::{GenerationResult, Window};
+use aria_bridge::engine::scheduler::Scheduler;
+use aria_bridge::midi::sink::MidiOut;
+use aria_bridge::music::note::MsNote;
 use aria_bridge::Nanos;
 
 struct Counting;

@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 
+use aria_bridge::clock::timeline::Timeline;
 use aria_bridge::config::{Config, Fallback};
-use aria_bridge::generator::{Generated, GenerationStats};
-use aria_bridge::job::{GenerationResult, Window};
-use aria_bridge::note::MsNote;
-use aria_bridge::scheduler::{DropReason, Scheduler};
-use aria_bridge::sink::Recorder;
-use aria_bridge::timeline::Timeline;
+use aria_bridge::engine::generator::{Generated, GenerationStats};
+use aria_bridge::engine::job::{GenerationResult, Window};
+use aria_bridge::engine::scheduler::{DropReason, Scheduler};
+use aria_bridge::midi::sink::Recorder;
+use aria_bridge::music::note::MsNote;
 use aria_bridge::Nanos;
 use proptest::prelude::*;
 

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aria_bridge::clock;
+use aria_bridge::clock::timeline::Timeline;
 use aria_bridge::config::Config;
-use aria_bridge::scheduler::thread::{SchedulerMsg, SchedulerThread};
-use aria_bridge::scheduler::{PlaySource, Scheduler, SchedulerEvent};
-use aria_bridge::sink::{MidiOut, Recorder};
-use aria_bridge::timeline::Timeline;
-use aria_bridge::worker::{Worker, WorkerOptions};
+use aria_bridge::engine::scheduler::thread::{SchedulerMsg, SchedulerThread};
+use aria_bridge::engine::scheduler::{PlaySource, Scheduler, SchedulerEvent};
+use aria_bridge::engine::worker::{Worker, WorkerOptions};
+use aria_bridge::midi::sink::{MidiOut, Recorder};
 use crossbeam_channel::bounded;
 use support::{job, note, ScriptedGenerator, Step};
 
@@ -87,7 +87,7 @@ fn a_worker_result_is_played_by_the_scheduler_thread_in_its_window() {
     let events = sched.events();
 
     // Pulse 0 is 300 ms from now; human bar 1's answer plays in bar 3 (pulses 288..384).
-    let start = clock::now() + 300_000_000;
+    let start = clock::timebase::now() + 300_000_000;
     let tl = fast_timeline(1, start);
     ctl_tx.send(SchedulerMsg::Timeline(tl)).unwrap();
     let mut j = job(1, 1, tl.time_of(288.0));
@@ -155,7 +155,7 @@ fn shutdown_ends_a_sounding_note_before_the_thread_exits() {
         Box::new(out.clone()),
     )
     .unwrap();
-    let start = clock::now();
+    let start = clock::timebase::now();
     let tl = fast_timeline(1, start);
     ctl_tx.send(SchedulerMsg::Timeline(tl)).unwrap();
     // A bar-long note in the window of bar 1 (pulses 96..192), result sent straight in.
@@ -163,9 +163,9 @@ fn shutdown_ends_a_sounding_note_before_the_thread_exits() {
     j.window = support::window(1);
     let mut generator =
         ScriptedGenerator::new().with_script([Step::Notes(vec![note(62, 0, 5_000)])]);
-    let r = aria_bridge::worker::run_job(&mut generator, &j, None, clock::now);
+    let r = aria_bridge::engine::worker::run_job(&mut generator, &j, None, clock::timebase::now);
     rep_tx
-        .send(aria_bridge::worker::WorkerReport::Finished(r))
+        .send(aria_bridge::engine::worker::WorkerReport::Finished(r))
         .unwrap();
     wait_for("the note-on", || !out.statuses().is_empty());
     ctl_tx.send(SchedulerMsg::Shutdown).unwrap();
@@ -201,11 +201,11 @@ fn a_job_the_worker_skips_reaches_the_scheduler_as_a_drop() {
     ctl_tx
         .send(SchedulerMsg::Timeline(fast_timeline(
             1,
-            clock::now() + 1_000_000_000,
+            clock::timebase::now() + 1_000_000_000,
         )))
         .unwrap();
     job_tx
-        .send(job(4, 1, clock::now() + 60_000_000_000))
+        .send(job(4, 1, clock::timebase::now() + 60_000_000_000))
         .unwrap();
     let e = events
         .recv_timeout(Duration::from_secs(10))
@@ -214,7 +214,7 @@ fn a_job_the_worker_skips_reaches_the_scheduler_as_a_drop() {
         e,
         SchedulerEvent::Dropped {
             bar: 6,
-            reason: aria_bridge::scheduler::DropReason::StaleEpoch
+            reason: aria_bridge::engine::scheduler::DropReason::StaleEpoch
         }
     );
     worker.shutdown();

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
+use aria_bridge::clock::meter::TimeSignature;
 use aria_bridge::config::Fallback;
-use aria_bridge::meter::TimeSignature;
-use aria_bridge::scheduler::{DropReason, SchedulerEvent};
-use aria_bridge::smf::{
+use aria_bridge::engine::scheduler::{DropReason, SchedulerEvent};
+use aria_bridge::midi::smf::{
     marks_from_events, parse_human, read_human, session_bytes, write_session, BarMark, Session,
     SmfError,
 };
@@ -381,7 +381,7 @@ fn scheduler_records_become_one_mark_per_missed_or_dropped_bar() {
         },
         SchedulerEvent::Played {
             bar: 10,
-            source: aria_bridge::scheduler::PlaySource::Result,
+            source: aria_bridge::engine::scheduler::PlaySource::Result,
             notes_on: 3,
             notes_cut: 0,
         },

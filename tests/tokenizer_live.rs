@@ -1,7 +1,7 @@
 //! The live path: a bar prompt to ids and a model continuation back to notes in ms.
 
 use aria_bridge::aria::tokenizer::{Instrument, Special, Token, Tokenizer};
-use aria_bridge::note::{MsNote, PedalEvent, Prompt};
+use aria_bridge::music::note::{MsNote, PedalEvent, Prompt};
 
 fn note(pitch: u8, velocity: u8, start_ms: u32, end_ms: u32) -> MsNote {
     MsNote {

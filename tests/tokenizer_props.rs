@@ -5,7 +5,7 @@
 use aria_bridge::aria::midi_dict::MidiDict;
 use aria_bridge::aria::tokenizer::quantize::{quantize_dur, quantize_onset, quantize_velocity};
 use aria_bridge::aria::tokenizer::{Case, Tokenizer};
-use aria_bridge::note::{MsNote, PedalEvent, Prompt};
+use aria_bridge::music::note::{MsNote, PedalEvent, Prompt};
 use midly::num::{u15, u24, u28, u4, u7};
 use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
 use proptest::prelude::*;

@@ -1,10 +1,12 @@
 //! Transport scenarios: positions, bar boundaries, relocation, loss and tempo, driven through
 //! the pure `Transport` with virtual time.
 
-use aria_bridge::meter::{Meter, TimeSignature};
-use aria_bridge::midi::MidiMessage;
-use aria_bridge::timeline::Carry;
-use aria_bridge::transport::{Anomaly, PlayState, Transport, TransportConfig, TransportEvent};
+use aria_bridge::clock::meter::{Meter, TimeSignature};
+use aria_bridge::clock::timeline::Carry;
+use aria_bridge::clock::transport::{
+    Anomaly, PlayState, Transport, TransportConfig, TransportEvent,
+};
+use aria_bridge::midi::message::MidiMessage;
 use aria_bridge::Nanos;
 use proptest::prelude::*;
 

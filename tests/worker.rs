@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aria_bridge::clock;
-use aria_bridge::worker::{run_job, SkipReason, Worker, WorkerOptions, WorkerReport};
+use aria_bridge::engine::worker::{run_job, SkipReason, Worker, WorkerOptions, WorkerReport};
 use crossbeam_channel::{bounded, Receiver};
 use support::{job, note, ScriptedGenerator, Step};
 
 /// Far enough ahead that no live test job is late.
 fn far() -> u64 {
-    clock::now() + 60_000_000_000
+    clock::timebase::now() + 60_000_000_000
 }
 
 fn recv(rx: &Receiver<WorkerReport>) -> WorkerReport {
@@ -21,7 +21,7 @@ fn recv(rx: &Receiver<WorkerReport>) -> WorkerReport {
         .expect("worker report within 10 s")
 }
 
-fn finished(r: WorkerReport) -> aria_bridge::job::GenerationResult {
+fn finished(r: WorkerReport) -> aria_bridge::engine::job::GenerationResult {
     match r {
         WorkerReport::Finished(r) => r,
         other => panic!("expected a finished job, got {other:?}"),
@@ -112,7 +112,7 @@ fn a_job_whose_deadline_has_passed_is_skipped_live() {
         WorkerOptions::live(15.0),
     )
     .unwrap();
-    job_tx.send(job(3, 1, clock::now())).unwrap();
+    job_tx.send(job(3, 1, clock::timebase::now())).unwrap();
     assert!(matches!(
         recv(&res_rx),
         WorkerReport::Skipped {
@@ -138,7 +138,9 @@ fn a_job_queued_behind_a_slow_one_past_its_deadline_is_skipped() {
     )
     .unwrap();
     job_tx.send(job(0, 1, far())).unwrap();
-    job_tx.send(job(1, 1, clock::now() + 100_000_000)).unwrap();
+    job_tx
+        .send(job(1, 1, clock::timebase::now() + 100_000_000))
+        .unwrap();
     assert_eq!(finished(recv(&res_rx)).bar, 0);
     assert!(matches!(
         recv(&res_rx),
@@ -173,7 +175,7 @@ fn live_jobs_get_the_deadline_minus_the_margin() {
     let seen = seen.lock().unwrap();
     assert_eq!(
         seen[0].deadline,
-        Some(clock::to_instant(deadline_ns) - Duration::from_millis(15))
+        Some(clock::timebase::to_instant(deadline_ns) - Duration::from_millis(15))
     );
 }
 

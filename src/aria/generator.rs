@@ -5,7 +5,7 @@
 //! [`Grammar`] mask until an onset passes the end of the window (or a `<T>` moves the clock past
 //! it), the token cap, or the deadline minus a margin; decode the notes and shift them back by the
 //! re-basing offset into ms from the window start. Notes still held when the prompt was cut carry
-//! the provisional duration [`crate::bars`] gave them (the model reads them as ending there).
+//! the provisional duration [`crate::engine::bars`] gave them (the model reads them as ending there).
 //!
 //! Runs on the worker thread only; it allocates (token vectors) and calls ORT, so it never runs on
 //! the MIDI or scheduler threads. A model failure is a [`GeneratorError`] for that bar, never a
@@ -21,11 +21,11 @@ use crate::aria::runtime::Runtime;
 use crate::aria::sampling::Sampler;
 use crate::aria::tokenizer::Tokenizer;
 use crate::config::ModelConfig;
-use crate::generator::{
+use crate::engine::generator::{
     Generated, GenerationRequest, GenerationStats, Generator, GeneratorError, SamplingParams,
     StopReason,
 };
-use crate::note::MsNote;
+use crate::music::note::MsNote;
 
 /// Why an [`AriaGenerator`] could not be built (at startup, before any bar).
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 //! program changes, all in ticks, plus the tick -> ms conversion the tokenizer uses.
 //!
 //! Built from a Standard MIDI File ([`MidiDict::from_smf`], parsed with midly) or from a live
-//! [`crate::note::Prompt`] ([`MidiDict::from_prompt`], which goes through the same note parser as
+//! [`crate::music::note::Prompt`] ([`MidiDict::from_prompt`], which goes through the same note parser as
 //! a file so both tokenize identically). Pure: bytes in, values out.
 
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use midly::{MetaMessage, MidiMessage, Smf, Timing, TrackEventKind};
 
 use crate::aria::tokenizer::Instrument;
-use crate::note::Prompt;
+use crate::music::note::Prompt;
 
 /// MIDI channel (0-based) the reference treats as drums.
 pub const DRUM_CHANNEL: u8 = 9;
@@ -224,7 +224,7 @@ impl MidiDict {
 
     /// Reads a Standard MIDI File as the reference's `MidiDict.from_midi` does.
     pub fn from_smf(bytes: &[u8]) -> Result<Self, MidiDictError> {
-        if crate::smf::has_overflowing_smpte_division(bytes) {
+        if crate::midi::smf::has_overflowing_smpte_division(bytes) {
             return Err(MidiDictError::Timecode);
         }
         let smf = Smf::parse(bytes)?;
@@ -504,7 +504,7 @@ fn resolve_overlaps(notes: &mut [NoteMsg]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::note::{MsNote, PedalEvent};
+    use crate::music::note::{MsNote, PedalEvent};
 
     fn md_with_tempi(tempi: &[(u64, u32)], tpb: u32) -> MidiDict {
         let tempo = tempi

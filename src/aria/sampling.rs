@@ -15,7 +15,7 @@ use std::ops::Range;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::generator::SamplingParams;
+use crate::engine::generator::SamplingParams;
 
 /// A seeded sampler with its scratch buffers (reused: no allocation after the first token).
 #[derive(Debug)]

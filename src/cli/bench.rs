@@ -20,7 +20,7 @@ use aria_bridge::aria::runtime::Runtime;
 use aria_bridge::aria::sampling::Sampler;
 use aria_bridge::aria::tokenizer::{Instrument, Special, Token, Tokenizer};
 use aria_bridge::config::Device;
-use aria_bridge::generator::SamplingParams;
+use aria_bridge::engine::generator::SamplingParams;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aria_bridge::aria::generator::AriaGenerator;
 use aria_bridge::config::{Config, Device};
-use aria_bridge::generator::Generator;
+use aria_bridge::engine::generator::Generator;
 
 /// Model flags shared by commands that run the model.
 #[derive(Debug, Clone, clap::Args)]

@@ -14,7 +14,7 @@ use aria_bridge::aria::generator::{AriaGenerator, Limits};
 use aria_bridge::aria::midi_dict::MidiDict;
 use aria_bridge::aria::tokenizer::Case;
 use aria_bridge::config::{Device, ModelConfig};
-use aria_bridge::generator::SamplingParams;
+use aria_bridge::engine::generator::SamplingParams;
 use midly::num::{u15, u24, u28, u4, u7};
 use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
 

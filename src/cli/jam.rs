@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use aria_bridge::clock::meter::TimeSignature;
 use aria_bridge::config::Config;
-use aria_bridge::jam::{self, JamOptions, JamOutcome};
-use aria_bridge::meter::TimeSignature;
+use aria_bridge::engine::jam::{self, JamOptions, JamOutcome};
+use aria_bridge::midi::smf::{self, Session};
 use aria_bridge::report;
-use aria_bridge::smf::{self, Session};
 
 use super::common::{self, ModelFlags};
 use super::logging::LogFlags;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use aria_bridge::midi_io::{self, PortList};
+use aria_bridge::midi::ports::{self, PortList};
 
 /// Flags of `ports`.
 #[derive(Debug, clap::Args)]
@@ -14,10 +14,10 @@ pub struct Args {
 
 /// Runs `ports`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let list = midi_io::list_ports()?;
+    let list = ports::list_ports()?;
     if args.json {
         let v = serde_json::json!({
-            "backend": midi_io::BACKEND,
+            "backend": ports::BACKEND,
             "inputs": list.inputs,
             "outputs": list.outputs,
         });
@@ -29,7 +29,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn render(list: &PortList) -> String {
-    let mut s = format!("MIDI backend: {}\n", midi_io::BACKEND);
+    let mut s = format!("MIDI backend: {}\n", ports::BACKEND);
     let section = |s: &mut String, title: &str, names: &[String]| {
         s.push_str(title);
         s.push('\n');
@@ -53,8 +53,8 @@ fn render(list: &PortList) -> String {
     if cfg!(not(windows)) {
         s.push_str(&format!(
             "unset names create the virtual ports \"{}\" and \"{}\"\n",
-            midi_io::IN_PORT,
-            midi_io::OUT_PORT
+            ports::IN_PORT,
+            ports::OUT_PORT
         ));
     }
     s

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use aria_bridge::clock::internal;
 use aria_bridge::config::ClockSource;
-use aria_bridge::engine::{Live, LiveHooks};
-use aria_bridge::internal_clock;
-use aria_bridge::midi_io::Ports;
+use aria_bridge::engine::live::{Live, LiveHooks};
+use aria_bridge::midi::ports::Ports;
 
 use super::common::{self, ModelFlags};
 use super::logging::LogFlags;
@@ -95,7 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     ports.open_inputs(live.input())?;
     let priority = cfg.playback.realtime_priority;
     if priority > 0 {
-        aria_bridge::engine::promote_logged(
+        aria_bridge::engine::live::promote_logged(
             "midi sender",
             priority,
             ports.promote_sender(priority),
@@ -111,13 +111,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tracing::info!("internal clock at {bpm} BPM (sent on the output too)");
         let handle = std::thread::Builder::new()
             .name("aria-clock".into())
-            .spawn(move || internal_clock::run_live(bpm, &input, &mut *out, &stop))
+            .spawn(move || internal::run_live(bpm, &input, &mut *out, &stop))
             .context("cannot start the internal clock thread")?;
         if priority > 0 {
-            aria_bridge::engine::promote_logged(
+            aria_bridge::engine::live::promote_logged(
                 "aria-clock",
                 priority,
-                aria_bridge::realtime::promote(&handle, priority),
+                aria_bridge::engine::realtime::promote(&handle, priority),
             );
         }
         Some(handle)

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::smf::TimedMessage;
-use crate::source::{PortRole, RawMidi};
+use crate::midi::smf::TimedMessage;
+use crate::midi::source::{PortRole, RawMidi};
 use crate::{clock, Nanos, PPQN};
 
 /// A complete input performance: transport, clock and human messages, sorted by time.
@@ -91,7 +91,7 @@ pub fn play(
     stop: &AtomicBool,
 ) -> (Nanos, u64) {
     let sleeper = spin_sleep::SpinSleeper::default();
-    let start = clock::now();
+    let start = clock::timebase::now();
     let shift = start.saturating_sub(script.messages.first().map_or(0, |m| m.at));
     let mut refused = 0;
     for m in &script.messages {
@@ -99,7 +99,7 @@ pub fn play(
             break;
         }
         let due = m.at + shift;
-        sleeper.sleep_until(clock::to_instant(due));
+        sleeper.sleep_until(clock::timebase::to_instant(due));
         // Stamped with the instant it was due, not the instant this thread woke: we are the
         // master, so our schedule is the truth, and a preempted wake-up (several ms on a loaded
         // 2-core machine) must not read as clock jitter downstream.
@@ -122,7 +122,7 @@ pub fn play(
 pub fn run_live(
     bpm: f64,
     input: &Sender<RawMidi>,
-    out: &mut dyn crate::sink::MidiOut,
+    out: &mut dyn crate::midi::sink::MidiOut,
     stop: &AtomicBool,
 ) -> u64 {
     let sleeper = spin_sleep::SpinSleeper::default();
@@ -137,16 +137,16 @@ pub fn run_live(
         }
     };
     // The first clock follows Start by 1 ms, as in the headless script.
-    let origin = clock::now() + 1_000_000;
+    let origin = clock::timebase::now() + 1_000_000;
     emit(origin - 1_000_000, 0xFA);
     let mut pulse: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
         let due = origin + (pulse as f64 * ns_per_pulse).round() as Nanos;
-        sleeper.sleep_until(clock::to_instant(due));
+        sleeper.sleep_until(clock::timebase::to_instant(due));
         emit(due, 0xF8);
         pulse += 1;
     }
-    emit(clock::now(), 0xFC);
+    emit(clock::timebase::now(), 0xFC);
     refused
 }
 

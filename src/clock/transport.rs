@@ -25,10 +25,10 @@
 //!
 //! Runs on the MIDI input thread; never allocates.
 
-use crate::meter::Meter;
-use crate::midi::MidiMessage;
-use crate::tempo::{TempoDll, TempoUpdate};
-use crate::timeline::{Carry, Timeline};
+use crate::clock::meter::Meter;
+use crate::clock::tempo::{TempoDll, TempoUpdate};
+use crate::clock::timeline::{Carry, Timeline};
+use crate::midi::message::MidiMessage;
 use crate::Nanos;
 
 /// Pulses per Song Position unit (a sixteenth note at 24 PPQN).
@@ -605,7 +605,7 @@ fn bpm_of(ns_per_pulse: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meter::TimeSignature;
+    use crate::clock::meter::TimeSignature;
 
     const P120: f64 = 20_833_333.333;
 

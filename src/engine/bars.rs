@@ -2,7 +2,7 @@
 //!
 //! [`BarBuffers`] keeps the human's notes and sustain-pedal changes of the last
 //! [`MAX_PROMPT_BARS`] bars (plus the one being played) on the *run* time axis of
-//! [`crate::transport`]: fractional pulses counted since the run began, continuous across loop
+//! [`crate::clock::transport`]: fractional pulses counted since the run began, continuous across loop
 //! wraps. A note belongs to the bar where it starts; a note held across a boundary keeps one
 //! entry whose end is filled in when its note-off arrives, in whatever bar that is.
 //!
@@ -16,7 +16,7 @@
 //! beyond that is dropped and counted. Only [`BarBuffers::prompt`] allocates (two `Vec`s per
 //! bar boundary, sized exactly).
 
-use crate::note::{MsNote, PedalEvent, Prompt};
+use crate::music::note::{MsNote, PedalEvent, Prompt};
 
 /// Most bars a prompt may cover (`generation.prompt_bars` is 1..=8).
 pub const MAX_PROMPT_BARS: usize = 8;

@@ -1,11 +1,11 @@
 //! The seam to the model: a [`Generator`] turns a prompt into the notes of one bar.
 //!
 //! The real implementation is Aria under ONNX Runtime ([`crate::aria`]); tests plug in doubles
-//! that live under `tests/`. A generator runs on the worker thread only ([`crate::worker`]).
+//! that live under `tests/`. A generator runs on the worker thread only ([`crate::engine::worker`]).
 
 use std::time::Instant;
 
-use crate::note::{MsNote, Prompt};
+use crate::music::note::{MsNote, Prompt};
 
 /// Sampling settings for one generation.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1,6 +1,6 @@
 //! The engine's input side: raw MIDI in, timelines, jobs and log records out.
 //!
-//! [`InputProcessor`] wires the pure parts of the clock side together: [`crate::midi::Parser`]
+//! [`InputProcessor`] wires the pure parts of the clock side together: [`crate::midi::message::Parser`]
 //! (one per port, for running status), [`Transport`] (clock, position, bars, tempo),
 //! [`BarBuffers`] (the human's notes) and [`EchoFilter`] (our own notes looping back). Each
 //! message produces zero or more [`InputAction`]s through a callback, in order: a new
@@ -14,7 +14,7 @@
 //!
 //! # Jobs
 //! At the clock that ends a bar played through (the completeness rule is in
-//! [`crate::transport`]: after Start bar 0 counts; after Continue, a Song Position jump or a
+//! [`crate::clock::transport`]: after Start bar 0 counts; after Continue, a Song Position jump or a
 //! resumed clock, the bar landed in counts only when landed on its first pulse), the job for
 //! that bar `k` is built:
 //! - prompt: the last `generation.prompt_bars` bar slots *as played*, ending with `k` (fewer
@@ -27,7 +27,7 @@
 //!
 //! Jobs built before a discontinuity carry an older epoch and are void, except the one whose
 //! window began where a Song Position jump left (bar line to bar line): the scheduler moves it
-//! to where the jump landed ([`crate::timeline::Carry`]). The job for a bar that ends at a loop
+//! to where the jump landed ([`crate::clock::timeline::Carry`]). The job for a bar that ends at a loop
 //! wrap is built after the Song Position, in the new epoch and coordinates.
 //!
 //! # Ports
@@ -36,16 +36,16 @@
 //! not double every pulse); otherwise everything comes from [`PortRole::Notes`]. Messages on the
 //! other port are counted and ignored.
 
-use crate::bars::{BarBuffers, NoteOutcome, MAX_PROMPT_BARS};
+use crate::clock::meter::{Meter, TimeSignature};
+use crate::clock::timeline::Timeline;
+use crate::clock::transport::{Anomaly, Transport, TransportConfig, TransportEvent};
 use crate::config::Config;
-use crate::echo::EchoFilter;
-use crate::generator::SamplingParams;
-use crate::job::{GenerationJob, Window};
-use crate::meter::{Meter, TimeSignature};
-use crate::midi::{Malformed, MidiMessage, Parser};
-use crate::source::{PortRole, RawMidi};
-use crate::timeline::Timeline;
-use crate::transport::{Anomaly, Transport, TransportConfig, TransportEvent};
+use crate::engine::bars::{BarBuffers, NoteOutcome, MAX_PROMPT_BARS};
+use crate::engine::echo::EchoFilter;
+use crate::engine::generator::SamplingParams;
+use crate::engine::job::{GenerationJob, Window};
+use crate::midi::message::{Malformed, MidiMessage, Parser};
+use crate::midi::source::{PortRole, RawMidi};
 use crate::Nanos;
 
 /// The sustain pedal controller.
@@ -293,7 +293,7 @@ impl InputProcessor {
                 }
             });
             if parsed == MidiMessage::Clock
-                && self.transport.state() == crate::transport::PlayState::Stopped
+                && self.transport.state() == crate::clock::transport::PlayState::Stopped
             {
                 self.counters.clocks_while_stopped += 1;
             }

@@ -7,7 +7,7 @@
 //!   generator allows. Each generation costs, in virtual time, what it cost on the wall clock
 //!   (or a fixed assumed latency), so a model too slow for the tempo misses bars here exactly as
 //!   it would live; with a fixed latency and a seed, a jam is reproducible bit for bit.
-//! - [`run_realtime`]: the live engine ([`crate::engine::Live`]) on its threads, fed by the
+//! - [`run_realtime`]: the live engine ([`crate::engine::live::Live`]) on its threads, fed by the
 //!   internal clock on the wall clock.
 
 use std::collections::VecDeque;
@@ -15,18 +15,18 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::clock::internal::{self, Script};
+use crate::clock::meter::TimeSignature;
 use crate::config::Config;
-use crate::engine::{EngineError, EngineSummary, Live, LiveHooks};
-use crate::generator::{GenerationStats, Generator};
-use crate::input::{InputAction, InputProcessor};
-use crate::internal_clock::{self, Script};
-use crate::job::GenerationJob;
+use crate::engine::generator::{GenerationStats, Generator};
+use crate::engine::input::{InputAction, InputProcessor};
+use crate::engine::job::GenerationJob;
+use crate::engine::live::{EngineError, EngineSummary, Live, LiveHooks};
+use crate::engine::scheduler::{DropReason, Scheduler, SchedulerEvent};
+use crate::engine::worker::run_job;
 use crate::log::{convert, Event, Record, RecordSink};
-use crate::meter::TimeSignature;
-use crate::scheduler::{DropReason, Scheduler, SchedulerEvent};
-use crate::sink::{MidiOut, Recorder};
-use crate::smf::{BarMark, TimedMessage};
-use crate::worker::run_job;
+use crate::midi::sink::{MidiOut, Recorder};
+use crate::midi::smf::{BarMark, TimedMessage};
 use crate::Nanos;
 
 /// Virtual instant of pulse 0: one second in, so the Start before it is not at a negative time.
@@ -104,7 +104,7 @@ impl Stamper {
 /// Pulses to play: the human part plus `tail_bars`, rounded up to whole bars. The Stop that
 /// follows the last clock falls on the instant the last bar ends.
 fn pulses_for(cfg: &Config, human: &[TimedMessage], bpm: f64, tail_bars: u64) -> (u64, u64) {
-    let meter = crate::input::meter_of(cfg);
+    let meter = crate::engine::input::meter_of(cfg);
     let ms_per_pulse = 60_000.0 / (bpm * crate::PPQN as f64);
     let last_ms = human.iter().map(|m| m.at_ms).fold(0.0, f64::max);
     let last_pulse = (last_ms / ms_per_pulse).floor() as u64;
@@ -130,7 +130,7 @@ fn note_event(ev: SchedulerEvent, out: &mut JamOutcome, late: &mut Vec<(u64, f64
         } => late.push((bar, late_by_ms)),
         SchedulerEvent::Dropped { bar, reason } => out.marks.push(BarMark::Dropped { bar, reason }),
         SchedulerEvent::Played { source, .. }
-            if source != crate::scheduler::PlaySource::RepeatLast =>
+            if source != crate::engine::scheduler::PlaySource::RepeatLast =>
         {
             out.played += 1
         }
@@ -171,14 +171,14 @@ pub fn run_virtual(
     let capacity = cfg.generation.queue_capacity;
     let mut queue: VecDeque<GenerationJob> = VecDeque::with_capacity(capacity);
     // The job in progress: (virtual finish instant, its result).
-    let mut busy: Option<(Nanos, crate::job::GenerationResult)> = None;
+    let mut busy: Option<(Nanos, crate::engine::job::GenerationResult)> = None;
     let mut epoch = 0u32;
     let mut wake: Option<Nanos> = None;
     let mut next_msg = 0usize;
     let mut actions: Vec<InputAction> = Vec::new();
     let mut echoed = 0usize;
     let mut last_bar_reported = u64::MAX;
-    let meter = crate::input::meter_of(cfg);
+    let meter = crate::engine::input::meter_of(cfg);
     let stamp = Stamper {
         wall: Instant::now(),
     };
@@ -407,7 +407,7 @@ pub fn run_realtime_logged(
     let mut clocks = 0u64;
     let ppb =
         TimeSignature::parse(&cfg.clock.time_signature).map_or(96, |s| s.pulses_per_bar()) as u64;
-    let (shift, _refused) = internal_clock::play(
+    let (shift, _refused) = internal::play(
         &script,
         &input,
         &mut |m| {

@@ -1,7 +1,7 @@
 //! The unit of work between the input thread and the worker, and what comes back.
 
-use crate::generator::{Generated, SamplingParams};
-use crate::note::Prompt;
+use crate::engine::generator::{Generated, SamplingParams};
+use crate::music::note::Prompt;
 use crate::Nanos;
 
 /// Where a result plays: pulses `[start_pulse, start_pulse + len_pulses)` of the transport.

@@ -4,7 +4,7 @@
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
-use crate::job::GenerationJob;
+use crate::engine::job::GenerationJob;
 
 /// The input side of the job queue (held by the input thread).
 #[derive(Debug, Clone)]
@@ -81,9 +81,9 @@ impl JobQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generator::SamplingParams;
-    use crate::job::Window;
-    use crate::note::Prompt;
+    use crate::engine::generator::SamplingParams;
+    use crate::engine::job::Window;
+    use crate::music::note::Prompt;
 
     fn job(bar: u64) -> GenerationJob {
         GenerationJob {

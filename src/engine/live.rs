@@ -12,10 +12,10 @@
 //!
 //! Threads: `aria-input` parses and follows the clock (never blocks: every hand-off is a
 //! `try_send`), `aria-worker` runs the model, `aria-scheduler` sends each note at its instant,
-//! `aria-log` is the only one that formats text. The headless jam ([`crate::jam`]) drives the
+//! `aria-log` is the only one that formats text. The headless jam ([`crate::engine::jam`]) drives the
 //! same pure parts in virtual time instead.
 //!
-//! [`run_job`]: crate::worker::run_job
+//! [`run_job`]: crate::engine::worker::run_job
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,18 +24,18 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 
+use crate::clock::timeline::SharedCarry;
 use crate::config::Config;
-use crate::generator::{Generated, GenerationRequest, Generator, GeneratorError};
-use crate::input::{InputAction, InputCounters, InputProcessor};
-use crate::job_queue::{Enqueued, JobQueue};
+use crate::engine::generator::{Generated, GenerationRequest, Generator, GeneratorError};
+use crate::engine::input::{InputAction, InputCounters, InputProcessor};
+use crate::engine::job_queue::{Enqueued, JobQueue};
+use crate::engine::scheduler::thread::{SchedulerMsg, SchedulerThread};
+use crate::engine::scheduler::{DropReason, Scheduler, SchedulerEvent};
+use crate::engine::worker::{Worker, WorkerOptions, WorkerReport};
 use crate::log::live::{GenTap, LiveLog, LiveRecord};
 use crate::log::RecordSink;
-use crate::scheduler::thread::{SchedulerMsg, SchedulerThread};
-use crate::scheduler::{DropReason, Scheduler, SchedulerEvent};
-use crate::sink::MidiOut;
-use crate::source::{PortRole, RawMidi};
-use crate::timeline::SharedCarry;
-use crate::worker::{Worker, WorkerOptions, WorkerReport};
+use crate::midi::sink::MidiOut;
+use crate::midi::source::{PortRole, RawMidi};
 use crate::{clock, Nanos};
 
 /// Raw messages waiting for the input thread. At 10,000 messages/s (a flood) this is 400 ms of
@@ -108,9 +108,9 @@ struct StatsTap {
 
 impl Generator for StatsTap {
     fn generate(&mut self, request: &GenerationRequest<'_>) -> Result<Generated, GeneratorError> {
-        let started_ns = clock::now();
+        let started_ns = clock::timebase::now();
         let result = self.inner.generate(request);
-        let finished_ns = clock::now();
+        let finished_ns = clock::timebase::now();
         let stats = result.as_ref().ok().map(|g| &g.stats);
         let tap = GenTap::new(request.params.seed, started_ns, finished_ns, stats);
         if self.log.try_send(LiveRecord::Generated(tap)).is_err() {
@@ -136,9 +136,9 @@ impl MidiOut for EchoTap {
         self.inner.send(at, bytes);
         if matches!(bytes.first(), Some(s) if (0x80..0xA0).contains(s)) {
             // Stamp with the send time: that is when an echo would start its way back.
-            let _ = self
-                .echo
-                .try_send(RawMidi::new(clock::now(), PortRole::Notes, bytes));
+            let _ =
+                self.echo
+                    .try_send(RawMidi::new(clock::timebase::now(), PortRole::Notes, bytes));
         }
     }
 }
@@ -231,7 +231,7 @@ impl Live {
         let log_thread = {
             let events = scheduler.events();
             let counters = counters.clone();
-            let mut state = LiveLog::new(cfg, clock::now(), sink);
+            let mut state = LiveLog::new(cfg, clock::timebase::now(), sink);
             std::thread::Builder::new()
                 .name("aria-log".into())
                 .spawn(move || log_loop(log_rx, events, &mut state, &counters, tap))
@@ -274,7 +274,7 @@ impl Live {
             promote_logged(
                 "aria-input",
                 priority,
-                crate::realtime::promote(&input_thread, priority),
+                crate::engine::realtime::promote(&input_thread, priority),
             );
         }
 
@@ -308,7 +308,7 @@ impl Live {
         let _ = self.control.try_send(SchedulerMsg::Shutdown);
         if let Some(s) = self.scheduler.take() {
             if s.join().is_err() {
-                tracing::error!(target: "aria_bridge::engine", "the scheduler thread panicked; its notes may not have been closed");
+                tracing::error!(target: "aria_bridge::engine::live", "the scheduler thread panicked; its notes may not have been closed");
             }
         }
         if let Some(w) = self.worker.take() {
@@ -337,18 +337,18 @@ impl Live {
 pub fn promote_logged(
     thread: &str,
     priority: u8,
-    result: Result<(), crate::realtime::RealtimeError>,
+    result: Result<(), crate::engine::realtime::RealtimeError>,
 ) {
     static WARNED: AtomicBool = AtomicBool::new(false);
     match result {
         Ok(()) => {
-            tracing::info!(target: "aria_bridge::engine", thread, priority, "real-time priority (SCHED_FIFO)")
+            tracing::info!(target: "aria_bridge::engine::live", thread, priority, "real-time priority (SCHED_FIFO)")
         }
         Err(e) if !WARNED.swap(true, Ordering::Relaxed) => {
-            tracing::warn!(target: "aria_bridge::engine", thread, "staying time-shared: {e}")
+            tracing::warn!(target: "aria_bridge::engine::live", thread, "staying time-shared: {e}")
         }
         Err(e) => {
-            tracing::debug!(target: "aria_bridge::engine", thread, "staying time-shared: {e}")
+            tracing::debug!(target: "aria_bridge::engine::live", thread, "staying time-shared: {e}")
         }
     }
 }
@@ -422,7 +422,7 @@ impl InputContext {
             InputAction::AllNotesOff(_) => self.control(SchedulerMsg::AllNotesOff),
             InputAction::Thru { bytes, len } => {
                 if let Some(t) = thru.as_mut() {
-                    t.send(clock::now(), &bytes[..len as usize]);
+                    t.send(clock::timebase::now(), &bytes[..len as usize]);
                 }
             }
             InputAction::Event(ev) => self.log(LiveRecord::Input(ev)),
@@ -440,7 +440,7 @@ fn input_loop(
     ctx: &mut InputContext,
     thru: &mut Option<Box<dyn MidiOut>>,
 ) {
-    let mut last_tick = clock::now();
+    let mut last_tick = clock::timebase::now();
     while !stop.load(Ordering::Relaxed) {
         let msg = select! {
             recv(input) -> m => match m { Ok(m) => Some(m), Err(_) => break },
@@ -452,7 +452,7 @@ fn input_loop(
         if let Some(m) = msg {
             processor.on_midi(&m, &mut |a| ctx.act(a, thru));
         }
-        let now = clock::now();
+        let now = clock::timebase::now();
         if now.saturating_sub(last_tick) >= TICK.as_nanos() as u64 {
             last_tick = now;
             processor.on_tick(now, &mut |a| ctx.act(a, thru));

@@ -26,12 +26,12 @@ pub mod thread;
 
 use std::collections::VecDeque;
 
+use crate::clock::timeline::Timeline;
 use crate::config::{Config, Fallback};
-use crate::job::{GenerationResult, Window};
-use crate::note::MsNote;
-use crate::sink::MidiOut;
-use crate::timeline::Timeline;
-use crate::worker::SkipReason;
+use crate::engine::job::{GenerationResult, Window};
+use crate::engine::worker::SkipReason;
+use crate::midi::sink::MidiOut;
+use crate::music::note::MsNote;
 use crate::Nanos;
 
 /// Windows the scheduler tracks at once: `generation.queue_capacity` allows 64 queued jobs, plus

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 
-use crate::generator::{GenerationRequest, Generator};
-use crate::job::{GenerationJob, GenerationResult, Window};
-use crate::timeline::SharedCarry;
+use crate::clock::timeline::SharedCarry;
+use crate::engine::generator::{GenerationRequest, Generator};
+use crate::engine::job::{GenerationJob, GenerationResult, Window};
 use crate::Nanos;
 
 /// Why the worker did not run a job.
@@ -61,7 +61,7 @@ pub enum WorkerReport {
     },
 }
 
-/// A source of [`Nanos`] timestamps for the worker (live: [`crate::clock::now`]; headless: the
+/// A source of [`Nanos`] timestamps for the worker (live: [`crate::clock::timebase::now`]; headless: the
 /// jam's virtual clock).
 pub type NowFn = Arc<dyn Fn() -> Nanos + Send + Sync>;
 
@@ -87,7 +87,7 @@ impl WorkerOptions {
         Self {
             virtual_time: false,
             deadline_margin: Duration::from_secs_f64(margin_ms.max(0.0) / 1e3),
-            now: Arc::new(crate::clock::now),
+            now: Arc::new(crate::clock::timebase::now),
             carry: Arc::default(),
         }
     }
@@ -152,7 +152,7 @@ impl Worker {
         self.stop.take();
         if let Some(h) = self.handle.take() {
             if h.join().is_err() {
-                tracing::error!(target: "aria_bridge::worker", "worker thread panicked outside a generation");
+                tracing::error!(target: "aria_bridge::engine::worker", "worker thread panicked outside a generation");
             }
         }
     }
@@ -189,7 +189,7 @@ fn worker_loop(
     opts: WorkerOptions,
     stop: Receiver<()>,
 ) {
-    tracing::info!(target: "aria_bridge::worker", generator = %generator.describe(), "worker started");
+    tracing::info!(target: "aria_bridge::engine::worker", generator = %generator.describe(), "worker started");
     loop {
         let job = select! {
             recv(stop) -> _ => break,
@@ -213,7 +213,7 @@ fn worker_loop(
             },
             None => {
                 let deadline = (!opts.virtual_time).then(|| {
-                    let at = crate::clock::to_instant(job.deadline_ns);
+                    let at = crate::clock::timebase::to_instant(job.deadline_ns);
                     at.checked_sub(opts.deadline_margin).unwrap_or(at)
                 });
                 let now_fn = &opts.now;
@@ -224,7 +224,7 @@ fn worker_loop(
             break;
         }
     }
-    tracing::info!(target: "aria_bridge::worker", "worker stopped");
+    tracing::info!(target: "aria_bridge::engine::worker", "worker stopped");
 }
 
 /// Runs one job synchronously: builds the request (window right after the prompt, one bar long
@@ -250,12 +250,12 @@ pub fn run_job(
     let outcome = match catch_unwind(AssertUnwindSafe(|| generator.generate(&request))) {
         Ok(Ok(generated)) => Ok(generated),
         Ok(Err(e)) => {
-            tracing::warn!(target: "aria_bridge::worker", bar = job.bar, error = %e, "generation failed; bar stays silent");
+            tracing::warn!(target: "aria_bridge::engine::worker", bar = job.bar, error = %e, "generation failed; bar stays silent");
             Err(e.to_string())
         }
         Err(payload) => {
             let msg = panic_message(&*payload);
-            tracing::error!(target: "aria_bridge::worker", bar = job.bar, panic = %msg, "generator panicked; bar stays silent");
+            tracing::error!(target: "aria_bridge::engine::worker", bar = job.bar, panic = %msg, "generator panicked; bar stays silent");
             Err(format!("generator panicked: {msg}"))
         }
     };
@@ -284,9 +284,9 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generator::SamplingParams;
-    use crate::note::Prompt;
-    use crate::timeline::Carry;
+    use crate::clock::timeline::Carry;
+    use crate::engine::generator::SamplingParams;
+    use crate::music::note::Prompt;
 
     fn job(epoch: u32, deadline_ns: Nanos) -> GenerationJob {
         GenerationJob {

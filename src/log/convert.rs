@@ -1,17 +1,17 @@
 //! Engine records to log [`Event`]s, shared by the live log thread and the headless jam so both
 //! write the same lines. Pure; runs off the real-time threads (it formats and allocates).
 
+use crate::clock::transport::TransportEvent;
 use crate::config::{Config, Fallback};
-use crate::generator::GenerationStats;
-use crate::input::InputEvent;
-use crate::scheduler::{DiscardReason, DropReason, PlaySource, SchedulerEvent};
-use crate::transport::TransportEvent;
+use crate::engine::generator::GenerationStats;
+use crate::engine::input::InputEvent;
+use crate::engine::scheduler::{DiscardReason, DropReason, PlaySource, SchedulerEvent};
 
 use super::event::Event;
 
 /// The [`Event::Session`] header of a run.
 pub fn session(cfg: &Config, mode: &str, bpm: f64) -> Event {
-    let ppb = crate::input::meter_of(cfg).pulses_per_bar(0);
+    let ppb = crate::engine::input::meter_of(cfg).pulses_per_bar(0);
     Event::Session {
         mode: mode.into(),
         bpm,

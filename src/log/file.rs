@@ -14,7 +14,7 @@ pub type RecordSink = Box<dyn FnMut(&Record) + Send>;
 
 /// Lines buffered between the writer and its disk thread; a session writes ~15 records a bar,
 /// so this is hours of slack. Full: the caller waits (never a real-time thread; see
-/// [`crate::engine`]).
+/// [`crate::engine::live`]).
 const BUFFERED_LINES: usize = 65_536;
 
 /// A log file that could not be opened.

@@ -8,12 +8,12 @@
 use std::collections::VecDeque;
 
 use crate::clock;
+use crate::clock::timeline::Timeline;
+use crate::clock::transport::TransportEvent;
 use crate::config::Config;
-use crate::generator::{GenerationStats, StopReason};
-use crate::input::InputEvent;
-use crate::scheduler::SchedulerEvent;
-use crate::timeline::Timeline;
-use crate::transport::TransportEvent;
+use crate::engine::generator::{GenerationStats, StopReason};
+use crate::engine::input::InputEvent;
+use crate::engine::scheduler::SchedulerEvent;
 use crate::Nanos;
 
 use super::{convert, Event, Record, RecordSink, Status};
@@ -175,7 +175,7 @@ impl LiveLog {
             .filter(|tl| tl.running)
             .map(|tl| tl.pulse_at(at))
             .filter(|p| *p >= 0.0);
-        let wall_ms = clock::now().saturating_sub(self.origin) as f64 / 1e6;
+        let wall_ms = clock::timebase::now().saturating_sub(self.origin) as f64 / 1e6;
         let record = Record::new(t_ms, wall_ms, pulse, event);
         if let Some(line) = self.status.observe(&record) {
             tracing::info!(target: "aria_bridge::status", "{line}");
@@ -198,19 +198,19 @@ impl LiveLog {
                         InputEvent::Transport(TransportEvent::TempoSample { .. })
                         | InputEvent::Malformed { .. },
                         _,
-                    ) => tracing::trace!(target: "aria_bridge::input", ?ev),
+                    ) => tracing::trace!(target: "aria_bridge::engine::input", ?ev),
                     (
                         InputEvent::Transport(TransportEvent::ClockLost { .. })
                         | InputEvent::NoteOverflow { .. },
                         Some(Event::Transport { what }),
-                    ) => tracing::warn!(target: "aria_bridge::transport", "{what}"),
+                    ) => tracing::warn!(target: "aria_bridge::clock::transport", "{what}"),
                     (_, Some(Event::Transport { what })) => {
-                        tracing::info!(target: "aria_bridge::transport", "{what}")
+                        tracing::info!(target: "aria_bridge::clock::transport", "{what}")
                     }
-                    _ => tracing::debug!(target: "aria_bridge::input", ?ev),
+                    _ => tracing::debug!(target: "aria_bridge::engine::input", ?ev),
                 }
                 if let Some(e) = event {
-                    self.emit(ev.at().unwrap_or_else(clock::now), e);
+                    self.emit(ev.at().unwrap_or_else(clock::timebase::now), e);
                 }
             }
             LiveRecord::Timeline(tl) => self.timeline = Some(tl),
@@ -222,7 +222,7 @@ impl LiveLog {
                 enqueued_ns,
                 deadline_ns,
             } => {
-                tracing::debug!(target: "aria_bridge::engine", bar, window_bar, queue_depth = depth, "job enqueued");
+                tracing::debug!(target: "aria_bridge::engine::live", bar, window_bar, queue_depth = depth, "job enqueued");
                 self.emit(
                     enqueued_ns,
                     Event::Enqueued {
@@ -248,7 +248,7 @@ impl LiveLog {
                 }
             }
             LiveRecord::Evicted { bar } => {
-                tracing::warn!(target: "aria_bridge::engine", bar, "job dropped: queue full (the model is slower than the music)");
+                tracing::warn!(target: "aria_bridge::engine::live", bar, "job dropped: queue full (the model is slower than the music)");
             }
             LiveRecord::Generated(tap) => self.on_generated(tap),
         }
@@ -298,9 +298,9 @@ impl LiveLog {
 
     /// Takes one scheduler lifecycle record.
     pub fn on_scheduler_event(&mut self, ev: SchedulerEvent) {
-        tracing::debug!(target: "aria_bridge::scheduler", ?ev);
+        tracing::debug!(target: "aria_bridge::engine::scheduler", ?ev);
         // Scheduler records carry no instant; they reach this thread within a few µs.
-        self.emit(clock::now(), convert::scheduler_event(&ev));
+        self.emit(clock::timebase::now(), convert::scheduler_event(&ev));
     }
 }
 

@@ -2,9 +2,9 @@
 //! written as JSON lines ([`mod@file`]) and summarised live ([`status`]).
 //!
 //! Live, the real-time threads only `try_send` fixed-size records to `aria-log`
-//! ([`crate::engine`]); that thread turns them into [`Record`]s, feeds the status line and hands
+//! ([`crate::engine::live`]); that thread turns them into [`Record`]s, feeds the status line and hands
 //! each record to a [`RecordSink`]. The headless jam builds the same records in virtual time
-//! ([`crate::jam`]). `aria-bridge report` reads them back with [`parse_log`].
+//! ([`crate::engine::jam`]). `aria-bridge report` reads them back with [`parse_log`].
 
 pub mod convert;
 pub mod event;

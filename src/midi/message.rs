@@ -1,6 +1,6 @@
 //! MIDI bytes to typed messages and back (pure, never panics on malformed input).
 //!
-//! [`Parser`] turns one driver message ([`crate::source::RawMidi`]'s bytes) into a
+//! [`Parser`] turns one driver message ([`crate::midi::source::RawMidi`]'s bytes) into a
 //! [`MidiMessage`] or a [`Malformed`] reason. It keeps the running status of its port, so a
 //! message that starts with a data byte reuses the last channel status, as MIDI 1.0 allows.
 //! Everything outside the handful of messages the engine needs (notes, CC, clock, transport,

@@ -16,8 +16,8 @@ use midly::live::LiveEvent;
 use midly::num::{u15, u24, u28};
 use midly::{Format, Header, MetaMessage, Smf, Timing, TrackEvent, TrackEventKind};
 
-use crate::meter::{Meter, TimeSignature};
-use crate::scheduler::{DropReason, SchedulerEvent};
+use crate::clock::meter::{Meter, TimeSignature};
+use crate::engine::scheduler::{DropReason, SchedulerEvent};
 use crate::Nanos;
 
 /// Resolution of written files: 480 ticks per quarter = 20 ticks per clock pulse.
@@ -343,7 +343,7 @@ pub fn marks_from_events(events: &[SchedulerEvent]) -> Vec<BarMark> {
 }
 
 /// Everything the session file holds. Events are `(instant, bytes, length)` as recorded by
-/// [`crate::sink::Recorder`]; non-channel messages (clock, SysEx) are left out.
+/// [`crate::midi::sink::Recorder`]; non-channel messages (clock, SysEx) are left out.
 #[derive(Clone, Copy, Debug)]
 pub struct Session<'a> {
     /// The jam's constant tempo, BPM.

@@ -66,7 +66,7 @@ pub enum RollError {
 /// Reads the roll of a session file's bytes (`path` names it in errors).
 pub fn parse_roll(bytes: &[u8], path: &Path) -> Result<Roll, RollError> {
     let name = path.display().to_string();
-    if crate::smf::has_overflowing_smpte_division(bytes) {
+    if crate::midi::smf::has_overflowing_smpte_division(bytes) {
         return Err(RollError::Smpte { path: name });
     }
     let smf = Smf::parse(bytes).map_err(|e| RollError::Parse {

@@ -6,11 +6,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aria_bridge::generator::{
+use aria_bridge::engine::generator::{
     Generated, GenerationRequest, GenerationStats, Generator, GeneratorError, SamplingParams,
 };
-use aria_bridge::job::{GenerationJob, Window};
-use aria_bridge::note::{MsNote, Prompt};
+use aria_bridge::engine::job::{GenerationJob, Window};
+use aria_bridge::music::note::{MsNote, Prompt};
 use aria_bridge::Nanos;
 
 /// What the double does on one call.

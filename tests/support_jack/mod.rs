@@ -10,8 +10,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use aria_bridge::clock;
-use aria_bridge::midi_io::{InputCounters, InputHandler};
-use aria_bridge::source::{PortRole, RawMidi};
+use aria_bridge::midi::ports::{InputCounters, InputHandler};
+use aria_bridge::midi::source::{PortRole, RawMidi};
 use aria_bridge::Nanos;
 use crossbeam_channel::Receiver;
 use midir::os::unix::{VirtualInput, VirtualOutput};
@@ -87,7 +87,7 @@ impl JackPeer {
             .create_virtual(
                 &format!("{name} in"),
                 |us, bytes, h: &mut InputHandler| {
-                    h.on_message(us, bytes, clock::now());
+                    h.on_message(us, bytes, clock::timebase::now());
                 },
                 handler,
             )
@@ -117,9 +117,9 @@ impl JackPeer {
         let sleeper = spin_sleep::SpinSleeper::default();
         let mut sent = Vec::with_capacity(msgs.len());
         for m in msgs {
-            sleeper.sleep_until(clock::to_instant(start + m.at));
+            sleeper.sleep_until(clock::timebase::to_instant(start + m.at));
             self.out.send(m.as_slice()).expect("JACK send");
-            sent.push(clock::now());
+            sent.push(clock::timebase::now());
         }
         sent
     }

@@ -12,7 +12,7 @@
 
 use super::quantize::{ABS_TIME_STEP_MS, TIME_STEP_MS};
 use super::{Instrument, Special, Token};
-use crate::note::MsNote;
+use crate::music::note::MsNote;
 
 /// Channel the reference gives drum notes.
 pub const DRUM_CHANNEL: u8 = 9;

@@ -23,7 +23,7 @@ pub use decode::{DecodedNote, DecodedPedal, Detokenized};
 pub use encode::{Case, EncodeOptions};
 
 use crate::aria::midi_dict::MidiDict;
-use crate::note::{MsNote, Prompt};
+use crate::music::note::{MsNote, Prompt};
 use vocab::Vocab;
 
 /// Special tokens; the discriminant is the id for the first six.

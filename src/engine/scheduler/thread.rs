@@ -15,10 +15,10 @@ use crossbeam_channel::{never, select, Receiver, Sender, TrySendError};
 
 use super::{DropReason, Scheduler, SchedulerEvent};
 use crate::clock;
-use crate::job::Window;
-use crate::sink::MidiOut;
-use crate::timeline::Timeline;
-use crate::worker::WorkerReport;
+use crate::clock::timeline::Timeline;
+use crate::engine::job::Window;
+use crate::engine::worker::WorkerReport;
+use crate::midi::sink::MidiOut;
 
 /// The coarse wait ends this long before a send; the rest is spun.
 const SPIN_MARGIN: Duration = Duration::from_millis(1);
@@ -74,7 +74,7 @@ impl SchedulerThread {
     /// Spawns the thread. It runs until [`SchedulerMsg::Shutdown`], until `control` is closed,
     /// or until [`SchedulerThread::join`]; a closed `reports` channel (worker gone) is ignored.
     /// `out.send` is called on this thread, at or just after each message's instant (live
-    /// timestamps, [`crate::clock`]); it must hand the bytes on without blocking.
+    /// timestamps, [`crate::clock::timebase`]); it must hand the bytes on without blocking.
     pub fn spawn(
         scheduler: Scheduler,
         control: Receiver<SchedulerMsg>,
@@ -96,10 +96,10 @@ impl SchedulerThread {
         })
     }
 
-    /// Puts the thread under `SCHED_FIFO` at `priority` (see [`crate::realtime`]).
-    pub fn promote(&self, priority: u8) -> Result<(), crate::realtime::RealtimeError> {
+    /// Puts the thread under `SCHED_FIFO` at `priority` (see [`crate::engine::realtime`]).
+    pub fn promote(&self, priority: u8) -> Result<(), crate::engine::realtime::RealtimeError> {
         match &self.handle {
-            Some(h) => crate::realtime::promote(h, priority),
+            Some(h) => crate::engine::realtime::promote(h, priority),
             None => Ok(()),
         }
     }
@@ -115,7 +115,7 @@ impl SchedulerThread {
     }
 
     /// Stops the thread (it sends all-notes-off first) and hands back the output, so tests can
-    /// inspect a [`crate::sink::Recorder`]. `Err` carries the panic of a crashed thread.
+    /// inspect a [`crate::midi::sink::Recorder`]. `Err` carries the panic of a crashed thread.
     pub fn join(mut self) -> std::thread::Result<Box<dyn MidiOut>> {
         self.stop.take();
         self.handle.take().expect("joined once").join()
@@ -160,11 +160,11 @@ fn run(
         });
     };
     loop {
-        let next = sched.poll(clock::now(), &mut *out);
+        let next = sched.poll(clock::timebase::now(), &mut *out);
         forward(&mut sched);
         let wake = match next {
             Some(t) => {
-                let due = clock::to_instant(t);
+                let due = clock::timebase::to_instant(t);
                 let timeout = due.checked_sub(SPIN_MARGIN).map_or(Duration::ZERO, |c| {
                     c.saturating_duration_since(Instant::now())
                 });
@@ -185,7 +185,7 @@ fn run(
                 recv(stop) -> _ => Wake::Stop,
             },
         };
-        let now = clock::now();
+        let now = clock::timebase::now();
         match wake {
             Wake::Msg(SchedulerMsg::Timeline(tl)) => sched.on_timeline(tl, now, &mut *out),
             Wake::Msg(SchedulerMsg::Expect { window, epoch }) => sched.expect(window, epoch),
@@ -207,7 +207,7 @@ fn run(
             Wake::Timeout => {}
         }
     }
-    sched.all_notes_off(clock::now(), &mut *out);
+    sched.all_notes_off(clock::timebase::now(), &mut *out);
     forward(&mut sched);
     out
 }

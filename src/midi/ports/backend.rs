@@ -137,7 +137,7 @@ pub(crate) fn open_output(
 /// midir's input callback. Runs on the driver's input thread (JACK: the real-time process
 /// callback), so it only stamps and hands off; see [`InputHandler::on_message`].
 fn on_input(driver_us: u64, bytes: &[u8], handler: &mut InputHandler) {
-    handler.on_message(driver_us, bytes, crate::clock::now());
+    handler.on_message(driver_us, bytes, crate::clock::timebase::now());
 }
 
 #[cfg(not(windows))]

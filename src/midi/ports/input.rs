@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Sender, TrySendError};
 
 use super::timestamp::{micros_to_nanos, OffsetEstimator};
-use crate::source::{PortRole, RawMidi};
+use crate::midi::source::{PortRole, RawMidi};
 use crate::Nanos;
 
 /// Message counts of one input role, shared between the callback and the port owner.
@@ -46,7 +46,7 @@ impl InputHandler {
     }
 
     /// Handles one message stamped `driver_us` by midir and seen at `now`
-    /// ([`crate::clock::now`]). Never blocks; returns whether the engine got it.
+    /// ([`crate::clock::timebase::now`]). Never blocks; returns whether the engine got it.
     pub fn on_message(&mut self, driver_us: u64, bytes: &[u8], now: Nanos) -> bool {
         if bytes.is_empty() {
             return false;

@@ -3,7 +3,7 @@
 //! [`Ports::open`] creates the virtual ports "aria-bridge in" / "aria-bridge out" (macOS,
 //! Linux) or connects to existing ports named in `[midi]` (a case-insensitive substring; on
 //! Windows, where WinMM has no virtual ports, names of loopMIDI ports are required). Incoming
-//! messages become [`crate::source::RawMidi`] in the driver callback and go to the engine's
+//! messages become [`crate::midi::source::RawMidi`] in the driver callback and go to the engine's
 //! channel without blocking; outgoing ones leave through [`MidirOut`] and a sender thread. A
 //! watcher thread reconnects ports that disappear (device unplugged, JACK server restarted).
 //!
@@ -32,8 +32,8 @@ pub use output::{MidirOut, OutputCounters, OUTPUT_QUEUE};
 pub use timestamp::{micros_to_nanos, OffsetEstimator};
 
 use crate::config::MidiConfig;
-use crate::sink::MidiOut;
-use crate::source::{PortRole, RawMidi};
+use crate::midi::sink::MidiOut;
+use crate::midi::source::{PortRole, RawMidi};
 use backend::Endpoint;
 use output::OutCmd;
 use watcher::{Kind, Link};
@@ -205,10 +205,13 @@ impl Ports {
         ))
     }
 
-    /// Puts the MIDI sender thread under `SCHED_FIFO` at `priority` (see [`crate::realtime`]).
-    pub fn promote_sender(&self, priority: u8) -> Result<(), crate::realtime::RealtimeError> {
+    /// Puts the MIDI sender thread under `SCHED_FIFO` at `priority` (see [`crate::engine::realtime`]).
+    pub fn promote_sender(
+        &self,
+        priority: u8,
+    ) -> Result<(), crate::engine::realtime::RealtimeError> {
         match &self.sender {
-            Some(h) => crate::realtime::promote(h, priority),
+            Some(h) => crate::engine::realtime::promote(h, priority),
             None => Ok(()),
         }
     }

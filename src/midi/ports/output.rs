@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender};
 use midir::MidiOutputConnection;
 
 use super::PortError;
-use crate::sink::MidiOut;
+use crate::midi::sink::MidiOut;
 use crate::Nanos;
 
 /// Commands that fit in 2048 slots cover a dense bar of AI notes plus All Notes Off on 16
@@ -58,7 +58,7 @@ impl Default for OutputCounters {
 }
 
 /// A file that receives one line per sent message: intended instant, actual send instant (both
-/// `clock::now()` nanoseconds, CLOCK_MONOTONIC on Unix) and the bytes in hex.
+/// `clock::timebase::now()` nanoseconds, CLOCK_MONOTONIC on Unix) and the bytes in hex.
 pub type SendLog = std::io::BufWriter<std::fs::File>;
 
 /// What the sender thread is told.
@@ -144,7 +144,7 @@ fn run_sender(rx: Receiver<OutCmd>, counters: Arc<OutputCounters>) {
                 }));
                 match sent {
                     Ok(Ok(())) => {
-                        let sent_at = crate::clock::now();
+                        let sent_at = crate::clock::timebase::now();
                         counters.sent.fetch_add(1, Ordering::Relaxed);
                         counters
                             .lateness_us

@@ -1,12 +1,12 @@
-//! Converting driver timestamps into the process timebase ([`crate::clock`]).
+//! Converting driver timestamps into the process timebase ([`crate::clock::timebase`]).
 //!
 //! midir stamps each message in microseconds from an origin of its own, different per backend
 //! and per connection: ALSA sequencer queue time, JACK `jack_get_time()` taken in the process
 //! callback (so every event of one period shares a stamp: 1.33 ms at 64 frames / 48 kHz),
 //! CoreMIDI host time, WinMM milliseconds since the port opened. The engine needs
-//! [`crate::clock::now`] nanoseconds.
+//! [`crate::clock::timebase::now`] nanoseconds.
 //!
-//! Why not stamp with `clock::now()` in the callback: the callback runs after the OS wakes a
+//! Why not stamp with `clock::timebase::now()` in the callback: the callback runs after the OS wakes a
 //! thread, which adds 0.05 to several ms of scheduling latency that varies message to message;
 //! that jitter would land in the tempo estimate. The driver's stamp is taken closer to the wire,
 //! so we keep its intervals and only estimate the constant offset between the two clocks.
@@ -25,7 +25,7 @@ use crate::Nanos;
 /// Default bucket length in driver time: 2 s (48 clock pulses at 60 BPM, 192 at 240 BPM).
 pub const DEFAULT_BUCKET_NS: u64 = 2_000_000_000;
 
-/// Sliding-minimum estimate of `clock::now() - driver_time`.
+/// Sliding-minimum estimate of `clock::timebase::now() - driver_time`.
 #[derive(Clone, Debug)]
 pub struct OffsetEstimator {
     bucket_ns: u64,

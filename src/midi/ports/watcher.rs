@@ -16,7 +16,7 @@ use super::backend::{self, Endpoint, PortList};
 use super::input::{InputCounters, InputHandler};
 use super::output::{OutCmd, OutputCounters};
 use super::PortError;
-use crate::source::{PortRole, RawMidi};
+use crate::midi::source::{PortRole, RawMidi};
 
 /// Poll period: a returning device is back in use within 1 s; the probe costs two client opens
 /// (about 0.2 ms each, measured against a JACK dummy server).
