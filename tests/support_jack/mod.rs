@@ -6,6 +6,8 @@
 //! the engine would see, in the [`clock`] timebase.
 #![allow(dead_code)]
 
+pub mod daw;
+
 use std::process::Command;
 use std::time::Duration;
 
