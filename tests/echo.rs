@@ -217,9 +217,10 @@ fn thru_output_coming_back_is_recognised_and_thru_stops_once() {
         _ => unreachable!(),
     }
     assert!(!p.thru());
-    // 8 round trips to confirm, then the held note's note-off on its channel; its echo is
-    // dropped; the note on channel 3 comes after thru stopped and is not forwarded.
-    assert_eq!(thru_sent, 8 + 1, "thru sent {thru_sent} messages in 200 ms");
+    // 8 round trips to confirm (the note-on forwarded 8 times), then a note-off for each on
+    // its channel (their echoes dropped); the note on channel 3 comes after thru stopped and
+    // is not forwarded.
+    assert_eq!(thru_sent, 8 + 8, "thru sent {thru_sent} messages in 200 ms");
 }
 
 #[test]

@@ -44,18 +44,21 @@ impl Shared {
 }
 
 /// An output patched back into the engine's input: every message is recorded and arrives again
-/// on the note port at once.
+/// on the note port at once, stamped `delay_ns` after it was sent (a JACK period: the stamp of
+/// the period it arrives in).
 #[derive(Clone, Default)]
 struct Loopback {
     input: Arc<OnceLock<Sender<RawMidi>>>,
     sent: Shared,
+    delay_ns: u64,
 }
 
 impl MidiOut for Loopback {
     fn send(&mut self, at: Nanos, bytes: &[u8]) {
         self.sent.send(at, bytes);
         if let Some(tx) = self.input.get() {
-            let _ = tx.try_send(RawMidi::new(clock::timebase::now(), PortRole::Notes, bytes));
+            let stamp = clock::timebase::now() + self.delay_ns;
+            let _ = tx.try_send(RawMidi::new(stamp, PortRole::Notes, bytes));
         }
     }
 }
@@ -129,7 +132,10 @@ fn our_own_clock_echoed_back_does_not_double_the_tempo() {
     let mut cfg = Config::default();
     cfg.clock.source = ClockSource::Internal;
     cfg.clock.bpm = 100.0;
-    let lb = Loopback::default();
+    let lb = Loopback {
+        delay_ns: 1_333_333,
+        ..Loopback::default()
+    };
     let (sink, recs) = records();
     let live = Live::start(
         &cfg,

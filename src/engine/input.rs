@@ -281,20 +281,30 @@ impl InputSettings {
     }
 }
 
-/// What thru has opened and not yet closed: notes per channel (a bit per key) and pedals.
-#[derive(Clone, Copy, Debug, Default)]
+/// What thru has opened and not yet closed: note-ons without their note-off per channel and
+/// key (counted: a synth may stack a voice per note-on), and pedals held down.
+#[derive(Clone, Copy, Debug)]
 struct ThruOpen {
-    notes: [u128; 16],
+    notes: [[u8; 128]; 16],
     pedal: u16,
+}
+
+impl Default for ThruOpen {
+    fn default() -> Self {
+        Self {
+            notes: [[0; 128]; 16],
+            pedal: 0,
+        }
+    }
 }
 
 impl ThruOpen {
     fn track(&mut self, bytes: &[u8; 3]) {
         let ch = (bytes[0] & 0x0F) as usize;
-        let bit = 1u128 << (bytes[1] & 0x7F);
+        let open = &mut self.notes[ch][(bytes[1] & 0x7F) as usize];
         match bytes[0] & 0xF0 {
-            0x90 if bytes[2] > 0 => self.notes[ch] |= bit,
-            0x80 | 0x90 => self.notes[ch] &= !bit,
+            0x90 if bytes[2] > 0 => *open = open.saturating_add(1),
+            0x80 | 0x90 => *open = open.saturating_sub(1),
             0xB0 if bytes[1] == CC_SUSTAIN => {
                 if bytes[2] >= 64 {
                     self.pedal |= 1 << ch;
@@ -397,16 +407,16 @@ impl InputProcessor {
         self.thru
     }
 
-    /// Closes what thru opened and did not close: a note-off for every note it forwarded
-    /// whose note-off it has not, on that note's channel, and sustain off on every channel where
-    /// it forwarded the pedal down. For shutdown, and when thru stops. Emitted as
+    /// Closes what thru opened and did not close: a note-off for every note-on it forwarded
+    /// without its note-off, on that note's channel, and sustain off on every channel where it
+    /// forwarded the pedal down. For shutdown, and when thru stops. Emitted as
     /// [`InputAction::Thru`] whether or not thru is still on.
     pub fn close_thru(&mut self, at: Nanos, out: &mut impl FnMut(InputAction)) {
         let open = std::mem::take(&mut self.thru_open);
         for (ch, keys) in open.notes.iter().enumerate() {
-            for key in 0..128u8 {
-                if keys & (1u128 << key) != 0 {
-                    self.emit_thru(at, [0x80 | ch as u8, key, 0], 3, out);
+            for (key, &n) in keys.iter().enumerate() {
+                for _ in 0..n {
+                    self.emit_thru(at, [0x80 | ch as u8, key as u8, 0], 3, out);
                 }
             }
         }
