@@ -59,8 +59,9 @@ fn a_player_doubling_our_answers_is_never_taken_for_an_echo() {
     assert!(status.success(), "exit {status}; log:\n{}", d.log());
     assert!(
         doubled >= 20,
-        "only {doubled} notes to double:\n{}",
-        take.dump()
+        "only {doubled} notes to double:\n{}\nlog:\n{}",
+        take.dump(),
+        d.log()
     );
     assert_eq!(
         d.summary_counter("echoes_dropped"),

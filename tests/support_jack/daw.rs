@@ -392,6 +392,21 @@ pub struct Daemon {
     _serial: std::sync::MutexGuard<'static, ()>,
 }
 
+/// Waits (up to 10 s) until no daemon port ([`DAEMON_OUT`], [`DAEMON_IN`]) is listed.
+fn wait_ports_gone() {
+    let end = Instant::now() + Duration::from_secs(10);
+    while jack_ports()
+        .iter()
+        .any(|p| p == DAEMON_OUT || p == DAEMON_IN)
+    {
+        assert!(
+            Instant::now() < end,
+            "an earlier daemon's JACK ports are still listed after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Serialises daemons within one test binary (a failed test poisons nothing: the guard is
 /// taken back from a poisoned lock).
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -436,6 +451,10 @@ impl Daemon {
             instances: 0,
             _serial: guard,
         };
+        // Another process's "aria-bridge-*" clients (a test binary that just exited) may still
+        // be listed: the new daemon's clients would get other names and its ports be mistaken
+        // for the old ones.
+        wait_ports_gone();
         d.spawn();
         d.wait_ready();
         let _ = d.peer.drain();
@@ -517,16 +536,7 @@ impl Daemon {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        while jack_ports()
-            .iter()
-            .any(|p| p == DAEMON_OUT || p == DAEMON_IN)
-        {
-            assert!(
-                Instant::now() < end,
-                "the dead daemon's JACK ports are still listed"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_ports_gone();
     }
 
     /// Starts a new instance (same config, flags and peer) after [`Daemon::kill`] or
