@@ -125,6 +125,7 @@ fn thru_into_a_routing_loop_is_stopped_not_amplified() {
         0,
         "the note thru held is closed when thru stops"
     );
+    println!("thru loop: {went_round} messages went round, then thru stopped");
 }
 
 #[test]
