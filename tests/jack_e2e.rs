@@ -110,6 +110,8 @@ fn run_plays_ai_notes_only_inside_their_windows_and_nothing_after_stop() {
     }
     std::thread::sleep(Duration::from_millis(300));
     let _ = peer.drain();
+    // What the daemon sent before this instant (its sweep as the output opened) was drained.
+    let listening = clock::timebase::now() as i64;
 
     let session = clock_session(BPM, BARS, BEATS, &arpeggio(BARS, BEATS));
     let start: Nanos = clock::timebase::now() + 200_000_000;
@@ -237,6 +239,7 @@ fn run_plays_ai_notes_only_inside_their_windows_and_nothing_after_stop() {
             send_late_us.push((sent - at) / 1_000);
             Some((at, f.next()?.to_string()))
         })
+        .filter(|(at, _)| *at >= listening)
         .collect();
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let arrived: Vec<(i64, String)> = got

@@ -11,7 +11,8 @@ use crate::midi::smf::TimedMessage;
 use crate::midi::source::{PortRole, RawMidi};
 use crate::{clock, Nanos, PPQN};
 
-/// A complete input performance: transport, clock and human messages, sorted by time.
+/// A complete input performance: transport, clock and human messages, sorted by time. The
+/// transport is ours ([`PortRole::Internal`]), the human part arrives as on the note port.
 #[derive(Clone, Debug)]
 pub struct Script {
     /// Messages in time order (clock before notes at equal times, so a note at a bar's first
@@ -39,11 +40,15 @@ impl Script {
         keyed.push((
             origin.saturating_sub(1_000_000),
             0,
-            RawMidi::new(origin.saturating_sub(1_000_000), PortRole::Notes, &[0xFA]),
+            RawMidi::new(
+                origin.saturating_sub(1_000_000),
+                PortRole::Internal,
+                &[0xFA],
+            ),
         ));
         for p in 0..pulses {
             let t = at(p);
-            keyed.push((t, 0, RawMidi::new(t, PortRole::Notes, &[0xF8])));
+            keyed.push((t, 0, RawMidi::new(t, PortRole::Internal, &[0xF8])));
         }
         for m in human {
             if !m.at_ms.is_finite() || m.at_ms < 0.0 {
@@ -63,7 +68,7 @@ impl Script {
         // window that would begin on the next pulse never starts (a Stop racing a window start
         // would otherwise sound its first notes for a few microseconds).
         let stop = end + (ns_per_pulse / 2.0).round() as Nanos;
-        keyed.push((stop, 0, RawMidi::new(stop, PortRole::Notes, &[0xFC])));
+        keyed.push((stop, 0, RawMidi::new(stop, PortRole::Internal, &[0xFC])));
         keyed.sort_by_key(|k| (k.0, k.1));
         Self {
             messages: keyed.into_iter().map(|k| k.2).collect(),
@@ -131,7 +136,7 @@ pub fn run_live(
     let mut emit = |at: Nanos, byte: u8| {
         out.send(at, &[byte]);
         if let Err(TrySendError::Full(_)) =
-            input.try_send(RawMidi::new(at, PortRole::Notes, &[byte]))
+            input.try_send(RawMidi::new(at, PortRole::Internal, &[byte]))
         {
             refused += 1;
         }

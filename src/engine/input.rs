@@ -2,7 +2,7 @@
 //!
 //! [`InputProcessor`] wires the pure parts of the clock side together: [`crate::midi::message::Parser`]
 //! (one per port, for running status), [`Transport`] (clock, position, bars, tempo),
-//! [`BarBuffers`] (the human's notes) and [`EchoFilter`] (our own notes looping back). Each
+//! [`BarBuffers`] (the human's notes) and [`EchoFilter`] (our own output looping back). Each
 //! message produces zero or more [`InputAction`]s through a callback, in order: a new
 //! [`Timeline`] always comes before the job built with it.
 //!
@@ -34,14 +34,26 @@
 //! When `midi.clock_port` is set, transport messages are taken from [`PortRole::Clock`] only and
 //! notes from [`PortRole::Notes`] only (a DAW that also sends its clock on the note port must
 //! not double every pulse); otherwise everything comes from [`PortRole::Notes`]. Messages on the
-//! other port are counted and ignored.
+//! other port are counted and ignored. Transport from [`PortRole::Internal`] (our own clock) is
+//! always taken; while it runs (`clock.source = "internal"`), transport arriving on the ports is
+//! ignored, counted, and reported once: our own clock echoed back by a routing loop would
+//! otherwise double every pulse.
+//!
+//! # Routing loops and thru
+//! Every channel message that arrives on a port that carries notes goes through the
+//! [`EchoFilter`] first (see [`crate::engine::echo`]): an echo of our own output (answers,
+//! panics, the sweep at Start, and what thru forwarded) is dropped and counted. When the filter
+//! confirms a loop, an [`InputEvent::RoutingLoop`] is emitted once, and thru stops (forwarding
+//! what comes back would feed it forever), closing first the notes it had opened. Thru keeps
+//! track of the notes and pedals it forwarded on every channel, so that
+//! [`InputProcessor::close_thru`] can end them at shutdown.
 
 use crate::clock::meter::{Meter, TimeSignature};
 use crate::clock::timeline::Timeline;
 use crate::clock::transport::{Anomaly, Transport, TransportConfig, TransportEvent};
-use crate::config::Config;
+use crate::config::{ClockSource, Config};
 use crate::engine::bars::{BarBuffers, NoteOutcome, MAX_PROMPT_BARS};
-use crate::engine::echo::EchoFilter;
+use crate::engine::echo::{EchoFilter, LoopFound, Origin};
 use crate::engine::generator::SamplingParams;
 use crate::engine::job::{GenerationJob, Window};
 use crate::midi::message::{Malformed, MidiMessage, Parser};
@@ -109,6 +121,26 @@ pub enum InputEvent {
         /// When.
         at: Nanos,
     },
+    /// Our own output comes back on an input: a routing loop (reported once per loop found).
+    RoutingLoop {
+        /// When it was confirmed.
+        at: Nanos,
+        /// The input it comes back on.
+        port: PortRole,
+        /// Measured round trip, ms.
+        round_trip_ms: f64,
+        /// Thru was on and has been stopped (its notes closed) to break the feedback.
+        thru_stopped: bool,
+    },
+    /// Transport arrived on a port while our own clock runs: ignored (reported once a run).
+    ForeignClockIgnored {
+        /// When the first one came.
+        at: Nanos,
+        /// Its status byte.
+        status: u8,
+        /// The port it came on.
+        port: PortRole,
+    },
 }
 
 impl InputEvent {
@@ -120,7 +152,9 @@ impl InputEvent {
             | InputEvent::BarSkipped { at, .. }
             | InputEvent::Malformed { at, .. }
             | InputEvent::SysEx { at }
-            | InputEvent::NoteOverflow { at } => Some(at),
+            | InputEvent::NoteOverflow { at }
+            | InputEvent::RoutingLoop { at, .. }
+            | InputEvent::ForeignClockIgnored { at, .. } => Some(at),
         }
     }
 }
@@ -134,6 +168,10 @@ pub enum InputAction {
     Job(GenerationJob),
     /// Close every sounding note now.
     AllNotesOff(AllNotesOffReason),
+    /// Start: silence every key of the output channel (note-off on all 128, sustain off, All
+    /// Notes Off), whatever the engine believes is sounding: a previous instance that crashed
+    /// mid-note left it hanging on the synth.
+    ClearOutput,
     /// A human note/pedal message to forward when `midi.thru` is on (running status expanded).
     Thru {
         /// Message bytes.
@@ -156,8 +194,12 @@ pub struct InputCounters {
     pub sysex: u64,
     /// Well-formed messages the engine does not use (program change, active sensing...).
     pub ignored: u64,
-    /// Incoming notes recognised as our own output looping back.
+    /// Incoming messages recognised as our own output looping back.
     pub echoes_dropped: u64,
+    /// Routing loops confirmed (our output coming back on an input).
+    pub routing_loops: u64,
+    /// Transport messages on a port while our own clock runs (ignored).
+    pub foreign_transport: u64,
     /// Note-ons while stopped (forwarded to thru, not buffered).
     pub notes_while_stopped: u64,
     /// Notes and pedal on a channel other than `midi.input_channel`.
@@ -210,6 +252,71 @@ pub fn meter_of(cfg: &Config) -> Meter {
     Meter::with_changes(parse(&cfg.clock.time_signature), &changes)
 }
 
+/// The input side's settings that may change while running (a config reload): they apply
+/// from the next message on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InputSettings {
+    /// `generation.prompt_bars`.
+    pub prompt_bars: usize,
+    /// `[generation]` sampling (its seed is the jam seed).
+    pub sampling: SamplingParams,
+    /// `generation.seed`.
+    pub seed: u64,
+    /// `midi.input_channel` (0 = any).
+    pub input_channel: u8,
+    /// `midi.thru`.
+    pub thru: bool,
+}
+
+impl InputSettings {
+    /// The settings of `cfg`.
+    pub fn from_config(cfg: &Config) -> Self {
+        Self {
+            prompt_bars: (cfg.generation.prompt_bars as usize).clamp(1, MAX_PROMPT_BARS),
+            sampling: cfg.sampling(cfg.generation.seed),
+            seed: cfg.generation.seed,
+            input_channel: cfg.midi.input_channel,
+            thru: cfg.midi.thru,
+        }
+    }
+}
+
+/// What thru has opened and not yet closed: note-ons without their note-off per channel and
+/// key (counted: a synth may stack a voice per note-on), and pedals held down.
+#[derive(Clone, Copy, Debug)]
+struct ThruOpen {
+    notes: [[u8; 128]; 16],
+    pedal: u16,
+}
+
+impl Default for ThruOpen {
+    fn default() -> Self {
+        Self {
+            notes: [[0; 128]; 16],
+            pedal: 0,
+        }
+    }
+}
+
+impl ThruOpen {
+    fn track(&mut self, bytes: &[u8; 3]) {
+        let ch = (bytes[0] & 0x0F) as usize;
+        let open = &mut self.notes[ch][(bytes[1] & 0x7F) as usize];
+        match bytes[0] & 0xF0 {
+            0x90 if bytes[2] > 0 => *open = open.saturating_add(1),
+            0x80 | 0x90 => *open = open.saturating_sub(1),
+            0xB0 if bytes[1] == CC_SUSTAIN => {
+                if bytes[2] >= 64 {
+                    self.pedal |= 1 << ch;
+                } else {
+                    self.pedal &= !(1 << ch);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The clock side of the engine. See the module docs.
 #[derive(Clone, Debug)]
 pub struct InputProcessor {
@@ -219,8 +326,12 @@ pub struct InputProcessor {
     notes_parser: Parser,
     clock_parser: Parser,
     clock_role: PortRole,
+    /// We run our own clock: transport only from [`PortRole::Internal`].
+    own_clock: bool,
+    foreign_reported: bool,
     input_channel: u8,
     thru: bool,
+    thru_open: ThruOpen,
     prompt_bars: usize,
     sampling: SamplingParams,
     seed: u64,
@@ -228,7 +339,8 @@ pub struct InputProcessor {
 }
 
 impl InputProcessor {
-    /// Builds from config (meter, prompt bars, sampling, loss timeout, input channel).
+    /// Builds from config (meter, prompt bars, sampling, loss timeout, input channel, clock
+    /// source).
     pub fn new(cfg: &Config) -> Self {
         let transport = Transport::new(TransportConfig {
             meter: meter_of(cfg),
@@ -237,6 +349,7 @@ impl InputProcessor {
             loss_intervals: cfg.clock.loss_intervals,
             loss_min_ns: (cfg.clock.loss_min_ms.max(0.0) * 1e6) as u64,
         });
+        let s = InputSettings::from_config(cfg);
         Self {
             transport,
             bars: BarBuffers::new(),
@@ -248,12 +361,69 @@ impl InputProcessor {
             } else {
                 PortRole::Notes
             },
-            input_channel: cfg.midi.input_channel,
-            thru: cfg.midi.thru,
-            prompt_bars: (cfg.generation.prompt_bars as usize).clamp(1, MAX_PROMPT_BARS),
-            sampling: cfg.sampling(cfg.generation.seed),
-            seed: cfg.generation.seed,
+            own_clock: cfg.clock.source == ClockSource::Internal,
+            foreign_reported: false,
+            input_channel: s.input_channel,
+            thru: s.thru,
+            thru_open: ThruOpen::default(),
+            prompt_bars: s.prompt_bars,
+            sampling: s.sampling,
+            seed: s.seed,
             counters: InputCounters::default(),
+        }
+    }
+
+    /// Takes new settings (a config reload) at `now`. Thru turned off closes what it opened;
+    /// thru asked for while a routing loop is known stays off and says so again.
+    pub fn reconfigure(
+        &mut self,
+        s: &InputSettings,
+        now: Nanos,
+        out: &mut impl FnMut(InputAction),
+    ) {
+        self.prompt_bars = s.prompt_bars.clamp(1, MAX_PROMPT_BARS);
+        self.sampling = s.sampling;
+        self.seed = s.seed;
+        self.input_channel = s.input_channel;
+        let looped = self.echo.loop_confirmed(PortRole::Notes);
+        if s.thru && looped && !self.thru {
+            out(InputAction::Event(InputEvent::RoutingLoop {
+                at: now,
+                port: PortRole::Notes,
+                round_trip_ms: self.echo.round_trip_ns(PortRole::Notes).unwrap_or(0.0) / 1e6,
+                thru_stopped: true,
+            }));
+        }
+        let thru = s.thru && !looped;
+        if self.thru && !thru {
+            self.close_thru(now, out);
+        }
+        self.thru = thru;
+    }
+
+    /// Whether thru forwards the player's messages now (`midi.thru`, unless a routing loop
+    /// stopped it).
+    pub fn thru(&self) -> bool {
+        self.thru
+    }
+
+    /// Closes what thru opened and did not close: a note-off for every note-on it forwarded
+    /// without its note-off, on that note's channel, and sustain off on every channel where it
+    /// forwarded the pedal down. For shutdown, and when thru stops. Emitted as
+    /// [`InputAction::Thru`] whether or not thru is still on.
+    pub fn close_thru(&mut self, at: Nanos, out: &mut impl FnMut(InputAction)) {
+        let open = std::mem::take(&mut self.thru_open);
+        for (ch, keys) in open.notes.iter().enumerate() {
+            for (key, &n) in keys.iter().enumerate() {
+                for _ in 0..n {
+                    self.emit_thru(at, [0x80 | ch as u8, key as u8, 0], 3, out);
+                }
+            }
+        }
+        for ch in 0..16u8 {
+            if open.pedal & (1 << ch) != 0 {
+                self.emit_thru(at, [0xB0 | ch, CC_SUSTAIN, 0], 3, out);
+            }
         }
     }
 
@@ -264,7 +434,7 @@ impl InputProcessor {
         let at = msg.at;
         let parser = match msg.port {
             PortRole::Notes => &mut self.notes_parser,
-            PortRole::Clock => &mut self.clock_parser,
+            PortRole::Clock | PortRole::Internal => &mut self.clock_parser,
         };
         let parsed = match parser.parse(msg.as_slice(), msg.truncated) {
             Ok(m) => m,
@@ -280,8 +450,12 @@ impl InputProcessor {
             }
         };
         if parsed.is_transport() {
-            if msg.port != self.clock_role {
-                self.counters.wrong_port += 1;
+            if !self.accepts_transport(msg.port) {
+                if self.own_clock {
+                    self.foreign_transport(at, msg, out);
+                } else {
+                    self.counters.wrong_port += 1;
+                }
                 return;
             }
             let mut buf = [None; MAX_EVENTS];
@@ -300,6 +474,15 @@ impl InputProcessor {
             self.handle_transport(&buf[..n], out);
             return;
         }
+        // Our own output looping back is dropped before anything else sees it (the channel filter
+        // included, so that it is counted as what it is).
+        if let Some((bytes, len)) = parsed.encode() {
+            let carries_notes =
+                !(self.clock_role == PortRole::Clock && msg.port == PortRole::Clock);
+            if carries_notes && self.is_echo(at, msg.port, &bytes[..len as usize], out) {
+                return;
+            }
+        }
         match parsed {
             MidiMessage::SysEx => {
                 self.counters.sysex += 1;
@@ -310,10 +493,8 @@ impl InputProcessor {
                 key,
                 velocity,
             } => {
-                if self.accept_channel_message(msg.port, channel)
-                    && !self.is_echo(at, channel, key, true)
-                {
-                    self.forward(&parsed, out);
+                if self.accept_channel_message(msg.port, channel) {
+                    self.forward(at, &parsed, out);
                     match self.transport.played_position(at) {
                         None => self.counters.notes_while_stopped += 1,
                         Some(p) => {
@@ -327,10 +508,8 @@ impl InputProcessor {
                 }
             }
             MidiMessage::NoteOff { channel, key, .. } => {
-                if self.accept_channel_message(msg.port, channel)
-                    && !self.is_echo(at, channel, key, false)
-                {
-                    self.forward(&parsed, out);
+                if self.accept_channel_message(msg.port, channel) {
+                    self.forward(at, &parsed, out);
                     if let Some(p) = self.transport.played_position(at) {
                         if self.bars.note_off(channel, key, p) == NoteOutcome::Unmatched {
                             self.counters.unmatched_note_offs += 1;
@@ -344,7 +523,7 @@ impl InputProcessor {
                 value,
             } => {
                 if self.accept_channel_message(msg.port, channel) {
-                    self.forward(&parsed, out);
+                    self.forward(at, &parsed, out);
                     if let Some(p) = self.transport.played_position(at) {
                         self.bars.pedal(value >= 64, p);
                     }
@@ -367,11 +546,12 @@ impl InputProcessor {
         self.handle_transport(&buf[..n], out);
     }
 
-    /// The engine tells us each note message we sent (echo filter). Takes `&mut self`: call it
-    /// on the thread that owns the processor (the engine forwards its sends through the input
-    /// queue), before the echo can be handled.
+    /// The engine tells us each channel message it sent, stamped with its send instant (echo
+    /// filter; thru's sends are recorded here already). Takes `&mut self`: call it on the thread
+    /// that owns the processor (the engine forwards its sends through a queue), before the echo
+    /// can be handled. Only where a port could carry it back: a headless jam has none.
     pub fn record_sent(&mut self, at: Nanos, bytes: &[u8]) {
-        self.echo.record_sent(at, bytes);
+        self.echo.record_sent(at, bytes, Origin::Engine);
     }
 
     /// Current timeline (for shells and tests).
@@ -401,20 +581,71 @@ impl InputProcessor {
         true
     }
 
-    fn is_echo(&mut self, at: Nanos, channel: u8, key: u8, on: bool) -> bool {
-        let echo = self.echo.is_echo(at, channel, key, on);
-        if echo {
-            self.counters.echoes_dropped += 1;
-        }
-        echo
+    /// Transport comes from our own clock, or (when none runs) from the port that carries it.
+    fn accepts_transport(&self, port: PortRole) -> bool {
+        port == PortRole::Internal || (!self.own_clock && port == self.clock_role)
     }
 
-    fn forward(&self, msg: &MidiMessage, out: &mut impl FnMut(InputAction)) {
+    fn foreign_transport(&mut self, at: Nanos, msg: &RawMidi, out: &mut impl FnMut(InputAction)) {
+        self.counters.foreign_transport += 1;
+        if !self.foreign_reported {
+            self.foreign_reported = true;
+            out(InputAction::Event(InputEvent::ForeignClockIgnored {
+                at,
+                status: msg.bytes[0],
+                port: msg.port,
+            }));
+        }
+    }
+
+    fn is_echo(
+        &mut self,
+        at: Nanos,
+        port: PortRole,
+        bytes: &[u8],
+        out: &mut impl FnMut(InputAction),
+    ) -> bool {
+        let v = self.echo.check(at, port, bytes);
+        if let Some(found) = v.found {
+            self.on_loop(at, found, out);
+        }
+        if v.echo {
+            self.counters.echoes_dropped += 1;
+        }
+        v.echo
+    }
+
+    /// A loop was confirmed: stop thru (closing what it opened) if it feeds back through it.
+    fn on_loop(&mut self, at: Nanos, found: LoopFound, out: &mut impl FnMut(InputAction)) {
+        self.counters.routing_loops += 1;
+        let thru_stopped = self.thru && found.port == PortRole::Notes;
+        if thru_stopped {
+            self.thru = false;
+            self.close_thru(at, out);
+        }
+        out(InputAction::Event(InputEvent::RoutingLoop {
+            at,
+            port: found.port,
+            round_trip_ms: found.round_trip_ns / 1e6,
+            thru_stopped,
+        }));
+    }
+
+    fn forward(&mut self, at: Nanos, msg: &MidiMessage, out: &mut impl FnMut(InputAction)) {
         if self.thru {
             if let Some((bytes, len)) = msg.encode() {
-                out(InputAction::Thru { bytes, len });
+                self.emit_thru(at, bytes, len, out);
             }
         }
+    }
+
+    /// Sends through thru: tracked (for [`InputProcessor::close_thru`]) and recorded as ours
+    /// (its echo through a loop must not be forwarded again).
+    fn emit_thru(&mut self, at: Nanos, bytes: [u8; 3], len: u8, out: &mut impl FnMut(InputAction)) {
+        self.thru_open.track(&bytes);
+        self.echo
+            .record_sent(at, &bytes[..len as usize], Origin::Thru);
+        out(InputAction::Thru { bytes, len });
     }
 
     fn handle_transport(
@@ -431,6 +662,7 @@ impl InputProcessor {
                     if restart {
                         out(InputAction::AllNotesOff(AllNotesOffReason::Restart));
                     }
+                    out(InputAction::ClearOutput);
                     out(InputAction::Event(InputEvent::Transport(*ev)));
                 }
                 T::Continued { .. } => {

@@ -176,7 +176,6 @@ pub fn run_virtual(
     let mut wake: Option<Nanos> = None;
     let mut next_msg = 0usize;
     let mut actions: Vec<InputAction> = Vec::new();
-    let mut echoed = 0usize;
     let mut last_bar_reported = u64::MAX;
     let meter = crate::engine::input::meter_of(cfg);
     let stamp = Stamper {
@@ -267,6 +266,8 @@ pub fn run_virtual(
                         ));
                     }
                     InputAction::AllNotesOff(_) => scheduler.all_notes_off(now, &mut rec),
+                    // A session file has no predecessor that could have left a note hanging.
+                    InputAction::ClearOutput => {}
                     InputAction::Event(ev) => {
                         if let Some(e) = convert::input_event(&ev) {
                             out.events.push(stamp.record(now, pulse, e));
@@ -314,11 +315,9 @@ pub fn run_virtual(
             busy = Some((finish, result));
         }
 
+        // What we play is not recorded as sent: no port carries it back to the input here, so
+        // nothing the human plays can be an echo of it.
         wake = scheduler.poll(now, &mut rec);
-        for &(at, bytes, len) in &rec.events[echoed..] {
-            processor.record_sent(at, &bytes[..len as usize]);
-        }
-        echoed = rec.events.len();
         let pulse = scheduler.timeline().pulse_at(now);
         scheduler.drain_events(|ev| {
             out.events
@@ -399,6 +398,7 @@ pub fn run_realtime_logged(
         thru: None,
         events: Some(tap_tx),
         log: Some(sink),
+        ..LiveHooks::default()
     };
     let live = Live::start(cfg, generator, Box::new(recorder.clone()), hooks)?;
     let input = live.input();

@@ -3,11 +3,13 @@
 //!
 //! ```text
 //!  port adapters --RawMidi (try_send)--> aria-input --Timeline/Expect/Dropped/AllNotesOff--> aria-scheduler --> MidiOut
-//!                                          |   ^                                                   ^     |
-//!                                          |   +---- notes we sent (echo filter) ------------------|-----+
+//!                                          |   ^  |                                                ^     |
+//!                                          |   |  +-- thru --> MidiOut (recorded as ours too)      |     |
+//!                                          |   +---- messages we sent (echo filter) ---------------|-----+
 //!                                          +--GenerationJob (JobQueue, evicts oldest)--> aria-worker
 //!                                                                                  WorkerReport -+
 //!  aria-input / aria-worker / aria-scheduler --fixed-size records--> aria-log (formats, status line, --log sink)
+//!  Live::reconfigure (a config reload) --InputSettings--> aria-input, --PlaybackSettings--> aria-scheduler
 //! ```
 //!
 //! Threads: `aria-input` parses and follows the clock (never blocks: every hand-off is a
@@ -27,10 +29,10 @@ use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 use crate::clock::timeline::SharedCarry;
 use crate::config::Config;
 use crate::engine::generator::{Generated, GenerationRequest, Generator, GeneratorError};
-use crate::engine::input::{InputAction, InputCounters, InputProcessor};
+use crate::engine::input::{InputAction, InputCounters, InputProcessor, InputSettings};
 use crate::engine::job_queue::{Enqueued, JobQueue};
 use crate::engine::scheduler::thread::{SchedulerMsg, SchedulerThread};
-use crate::engine::scheduler::{DropReason, Scheduler, SchedulerEvent};
+use crate::engine::scheduler::{DropReason, PlaybackSettings, Scheduler, SchedulerEvent};
 use crate::engine::worker::{Worker, WorkerOptions, WorkerReport};
 use crate::log::live::{GenTap, LiveLog, LiveRecord};
 use crate::log::RecordSink;
@@ -43,8 +45,11 @@ use crate::{clock, Nanos};
 pub const INPUT_QUEUE: usize = 4096;
 /// The input thread checks for clock loss at least this often.
 const TICK: Duration = Duration::from_millis(2);
-/// Notes we sent, waiting to teach the echo filter; a bar of dense piano is ~100 messages.
+/// Messages we sent, waiting to teach the echo filter; a bar of dense piano is ~100 messages,
+/// the sweep at Start 130.
 const ECHO_QUEUE: usize = 1024;
+/// Settings waiting for the input thread (a config reload; a person sends SIGHUP by hand).
+const SETTINGS_QUEUE: usize = 4;
 /// Control messages to the scheduler (timelines come once a beat, jobs once a bar).
 const CONTROL_QUEUE: usize = 256;
 /// Records waiting for the log thread: ~24 tempo/clock records a bar plus ~10 lifecycle ones,
@@ -124,8 +129,8 @@ impl Generator for StatsTap {
     }
 }
 
-/// Wraps the scheduler's output: every note message sent is also reported to the input thread,
-/// so that our own notes echoed back by a routing loop never enter a prompt.
+/// Wraps the scheduler's output: every channel message sent is also reported to the input
+/// thread, so that our own output echoed back by a routing loop never enters a prompt.
 struct EchoTap {
     inner: Box<dyn MidiOut>,
     echo: Sender<RawMidi>,
@@ -133,21 +138,30 @@ struct EchoTap {
 
 impl MidiOut for EchoTap {
     fn send(&mut self, at: Nanos, bytes: &[u8]) {
-        self.inner.send(at, bytes);
-        if matches!(bytes.first(), Some(s) if (0x80..0xA0).contains(s)) {
-            // Stamp with the send time: that is when an echo would start its way back.
+        if matches!(bytes.first(), Some(s) if (0x80..0xF0).contains(s)) {
+            // Stamped with the send instant (that is when an echo starts its way back), and
+            // queued before the bytes leave, so the record is there before any echo can be.
             let _ =
                 self.echo
                     .try_send(RawMidi::new(clock::timebase::now(), PortRole::Notes, bytes));
         }
+        self.inner.send(at, bytes);
     }
 }
 
 /// Optional extra outlets of a live engine.
 #[derive(Default)]
 pub struct LiveHooks {
-    /// Receives the human's notes as they arrive, when `midi.thru` is on.
+    /// Receives the human's notes as they arrive, while `midi.thru` is on (it may be turned on
+    /// and off by a config reload, and off by a routing loop).
     pub thru: Option<Box<dyn MidiOut>>,
+    /// Silence every key of the output channel when the engine starts and at every Start
+    /// ([`crate::engine::scheduler::Scheduler::clear_output`]): for a port a crashed instance
+    /// may have left notes hanging on. Off for a recording (a headless session file).
+    pub sweep: bool,
+    /// How the output and the note input are named (as the backend lists them, with what they
+    /// connect to), for the routing-loop warning; `None`: "the output" and "the input".
+    pub port_names: Option<(String, String)>,
     /// Receives a copy of every scheduler lifecycle record (from the log thread; full = skipped).
     pub events: Option<Sender<SchedulerEvent>>,
     /// Receives every session event record, on the log thread (e.g. a
@@ -158,6 +172,7 @@ pub struct LiveHooks {
 /// The running engine. Feed it MIDI through [`Live::input`]; stop it with [`Live::shutdown`].
 pub struct Live {
     input_tx: Sender<RawMidi>,
+    settings: Sender<InputSettings>,
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
     input_thread: Option<JoinHandle<InputCounters>>,
@@ -186,12 +201,15 @@ impl Live {
     ) -> Result<Live, EngineError> {
         let LiveHooks {
             thru,
+            sweep,
+            port_names,
             events: tap,
             log: sink,
         } = hooks;
         let thread_err = |thread| move |source| EngineError::Thread { thread, source };
         let (input_tx, input_rx) = bounded::<RawMidi>(INPUT_QUEUE);
         let (echo_tx, echo_rx) = bounded::<RawMidi>(ECHO_QUEUE);
+        let (settings_tx, settings_rx) = bounded::<InputSettings>(SETTINGS_QUEUE);
         let (control_tx, control_rx) = bounded::<SchedulerMsg>(CONTROL_QUEUE);
         let (report_tx, report_rx) = bounded::<WorkerReport>(cfg.generation.queue_capacity + 4);
         let (log_tx, log_rx) = bounded::<LiveRecord>(LOG_QUEUE);
@@ -227,11 +245,18 @@ impl Live {
             }),
         )
         .map_err(thread_err("aria-scheduler"))?;
+        if sweep {
+            // The output is open: whatever a crashed predecessor left sounding stops now.
+            let _ = control_tx.try_send(SchedulerMsg::ClearOutput);
+        }
 
         let log_thread = {
             let events = scheduler.events();
             let counters = counters.clone();
             let mut state = LiveLog::new(cfg, clock::timebase::now(), sink);
+            if let Some((output, input)) = port_names {
+                state.name_ports(output, input);
+            }
             std::thread::Builder::new()
                 .name("aria-log".into())
                 .spawn(move || log_loop(log_rx, events, &mut state, &counters, tap))
@@ -243,7 +268,7 @@ impl Live {
             let control = control_tx.clone();
             let stop = stop.clone();
             let counters = counters.clone();
-            let mut thru = if cfg.midi.thru { thru } else { None };
+            let mut thru = thru;
             std::thread::Builder::new()
                 .name("aria-input".into())
                 .spawn(move || {
@@ -254,15 +279,17 @@ impl Live {
                         carry,
                         log: log_tx,
                         counters,
+                        sweep,
                     };
-                    input_loop(
-                        &mut processor,
-                        &input_rx,
-                        &echo_rx,
-                        &stop,
-                        &mut ctx,
-                        &mut thru,
-                    );
+                    let queues = InputQueues {
+                        input: input_rx,
+                        echo: echo_rx,
+                        settings: settings_rx,
+                    };
+                    input_loop(&mut processor, &queues, &stop, &mut ctx, &mut thru);
+                    // Notes the player still holds were opened on the synth by thru: close them
+                    // (on their own channels) before the ports go.
+                    processor.close_thru(clock::timebase::now(), &mut |a| ctx.act(a, &mut thru));
                     processor.counters()
                 })
                 .map_err(thread_err("aria-input"))?
@@ -280,6 +307,7 @@ impl Live {
 
         Ok(Live {
             input_tx,
+            settings: settings_tx,
             stop,
             counters,
             input_thread: Some(input_thread),
@@ -293,6 +321,23 @@ impl Live {
     /// The sender port adapters hand raw messages to (`try_send`: never block a driver thread).
     pub fn input(&self) -> Sender<RawMidi> {
         self.input_tx.clone()
+    }
+
+    /// Applies the settings of `cfg` that can change while running (see
+    /// [`crate::engine::reload`]): the input side's ([`InputSettings`]) from its next message,
+    /// the scheduler's ([`PlaybackSettings`]) from its next wake-up. Everything else in `cfg` is
+    /// ignored. Non-blocking; false when a queue refused (the engine is stopping, or reloads
+    /// come faster than a few a millisecond).
+    pub fn reconfigure(&self, cfg: &Config) -> bool {
+        let input = self
+            .settings
+            .try_send(InputSettings::from_config(cfg))
+            .is_ok();
+        let playback = self
+            .control
+            .try_send(SchedulerMsg::Playback(PlaybackSettings::from_config(cfg)))
+            .is_ok();
+        input && playback
     }
 
     /// Stops every thread: the input first (no new jobs), then the scheduler (it sends note-offs
@@ -361,6 +406,15 @@ struct InputContext {
     carry: Arc<SharedCarry>,
     log: Sender<LiveRecord>,
     counters: Arc<Counters>,
+    /// Pass [`InputAction::ClearOutput`] on to the scheduler ([`LiveHooks::sweep`]).
+    sweep: bool,
+}
+
+/// What the input thread reads.
+struct InputQueues {
+    input: Receiver<RawMidi>,
+    echo: Receiver<RawMidi>,
+    settings: Receiver<InputSettings>,
 }
 
 impl InputContext {
@@ -420,6 +474,11 @@ impl InputContext {
                 });
             }
             InputAction::AllNotesOff(_) => self.control(SchedulerMsg::AllNotesOff),
+            InputAction::ClearOutput => {
+                if self.sweep {
+                    self.control(SchedulerMsg::ClearOutput);
+                }
+            }
             InputAction::Thru { bytes, len } => {
                 if let Some(t) = thru.as_mut() {
                     t.send(clock::timebase::now(), &bytes[..len as usize]);
@@ -430,12 +489,11 @@ impl InputContext {
     }
 }
 
-/// The `aria-input` loop: waits for a message or the next tick, teaches the echo filter what we
-/// sent, and runs the processor.
+/// The `aria-input` loop: waits for a message or the next tick, takes new settings, teaches the
+/// echo filter what we sent, and runs the processor.
 fn input_loop(
     processor: &mut InputProcessor,
-    input: &Receiver<RawMidi>,
-    echo: &Receiver<RawMidi>,
+    q: &InputQueues,
     stop: &AtomicBool,
     ctx: &mut InputContext,
     thru: &mut Option<Box<dyn MidiOut>>,
@@ -443,10 +501,13 @@ fn input_loop(
     let mut last_tick = clock::timebase::now();
     while !stop.load(Ordering::Relaxed) {
         let msg = select! {
-            recv(input) -> m => match m { Ok(m) => Some(m), Err(_) => break },
+            recv(q.input) -> m => match m { Ok(m) => Some(m), Err(_) => break },
             default(TICK) => None,
         };
-        for sent in echo.try_iter() {
+        for s in q.settings.try_iter() {
+            processor.reconfigure(&s, clock::timebase::now(), &mut |a| ctx.act(a, thru));
+        }
+        for sent in q.echo.try_iter() {
             processor.record_sent(sent.at, sent.as_slice());
         }
         if let Some(m) = msg {

@@ -2,7 +2,8 @@
 //!
 //! Pure parts (time passed in, no threads):
 //! - [`input`]: the clock side ([`input::InputProcessor`]): parses messages, follows the
-//!   transport, buffers the human's notes per bar ([`bars`]), drops our own echoes ([`echo`]) and
+//!   transport, buffers the human's notes per bar ([`bars`]), drops our own echoes and finds
+//!   routing loops ([`echo`]) and
 //!   builds a [`job::GenerationJob`] at each boundary.
 //! - [`generator`]: the seam to the model ([`generator::Generator`]); [`worker::run_job`] runs one
 //!   job and survives its failures.
@@ -14,6 +15,7 @@
 //!   the worker thread ([`worker::Worker`]) and the scheduler thread
 //!   ([`scheduler::thread::SchedulerThread`]); [`realtime`] asks the OS for SCHED_FIFO.
 //! - [`jam`]: the headless jam, the same pure parts in virtual time.
+//! - [`reload`]: which keys of a reloaded configuration the running engine takes.
 
 pub mod bars;
 pub mod echo;
@@ -24,5 +26,6 @@ pub mod job;
 pub mod job_queue;
 pub mod live;
 pub mod realtime;
+pub mod reload;
 pub mod scheduler;
 pub mod worker;

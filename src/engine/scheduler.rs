@@ -250,6 +250,32 @@ impl Due {
     }
 }
 
+/// The `[playback]` settings the scheduler may take while running (a config reload).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlaybackSettings {
+    /// `playback.fallback`.
+    pub fallback: Fallback,
+    /// `playback.ring_out_pulses`.
+    pub ring_out_pulses: u32,
+    /// `playback.output_offset_ms`.
+    pub output_offset_ms: f64,
+    /// `playback.output_channel`, 1..=16.
+    pub output_channel: u8,
+}
+
+impl PlaybackSettings {
+    /// The settings of `cfg`.
+    pub fn from_config(cfg: &Config) -> Self {
+        let p = &cfg.playback;
+        Self {
+            fallback: p.fallback,
+            ring_out_pulses: p.ring_out_pulses,
+            output_offset_ms: p.output_offset_ms,
+            output_channel: p.output_channel,
+        }
+    }
+}
+
 /// The pure scheduler: windows, fallbacks, note hygiene.
 #[derive(Debug)]
 pub struct Scheduler {
@@ -270,7 +296,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// A scheduler with `[playback]` settings, a stopped timeline and no windows.
     pub fn new(cfg: &Config) -> Self {
-        let p = &cfg.playback;
+        let p = PlaybackSettings::from_config(cfg);
         Self {
             fallback: p.fallback,
             ring_out_pulses: p.ring_out_pulses,
@@ -539,6 +565,38 @@ impl Scheduler {
                 _ => {}
             }
         }
+    }
+
+    /// Silences every key of the output channel now, whatever is believed sounding: a note-off
+    /// on all 128 keys (some synths ignore All Notes Off), then sustain off (CC64 = 0) and All
+    /// Notes Off (CC123). For the moment the output opens and every Start: a previous instance
+    /// that crashed mid-note left it hanging. 130 messages; windows are left as they are.
+    pub fn clear_output(&mut self, now: Nanos, out: &mut dyn MidiOut) {
+        for p in 0..128u8 {
+            out.send(now, &[0x80 | self.channel, p, 0]);
+        }
+        self.sounding = [None; 128];
+        self.sounding_count = 0;
+        out.send(now, &[0xB0 | self.channel, 64, 0]);
+        out.send(now, &[0xB0 | self.channel, 123, 0]);
+    }
+
+    /// Takes new `[playback]` settings (a config reload) at `now`; they apply to what is still
+    /// to come. A new output channel first closes what sounds on the old one.
+    pub fn reconfigure(&mut self, p: &PlaybackSettings, now: Nanos, out: &mut dyn MidiOut) {
+        let channel = p.output_channel.clamp(1, 16) - 1;
+        if channel != self.channel {
+            for k in 0..128u8 {
+                if self.sounding[k as usize].take().is_some() {
+                    out.send(now, &[0x80 | self.channel, k, 0]);
+                }
+            }
+            self.sounding_count = 0;
+            self.channel = channel;
+        }
+        self.fallback = p.fallback;
+        self.ring_out_pulses = p.ring_out_pulses;
+        self.offset_ns = (p.output_offset_ms * 1e6).round() as i64;
     }
 
     /// Emits everything due at or before `now`, in time order; returns the next instant it needs

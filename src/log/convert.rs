@@ -6,6 +6,7 @@ use crate::config::{Config, Fallback};
 use crate::engine::generator::GenerationStats;
 use crate::engine::input::InputEvent;
 use crate::engine::scheduler::{DiscardReason, DropReason, PlaySource, SchedulerEvent};
+use crate::midi::source::PortRole;
 
 use super::event::Event;
 
@@ -41,6 +42,20 @@ pub fn input_event(ev: &InputEvent) -> Option<Event> {
             "malformed MIDI ({kind:?}, first byte {first_byte:#04x}, {len} bytes)"
         )),
         InputEvent::NoteOverflow { .. } => what("note buffer full: a human note dropped".into()),
+        InputEvent::RoutingLoop {
+            port,
+            round_trip_ms,
+            thru_stopped,
+            ..
+        } => Some(Event::RoutingLoop {
+            port: port_name(port).into(),
+            round_trip_ms,
+            thru_stopped,
+        }),
+        InputEvent::ForeignClockIgnored { status, port, .. } => what(format!(
+            "transport ({status:#04x}) on the {} port ignored: we run our own clock",
+            port_name(port)
+        )),
         InputEvent::SysEx { .. } => None,
     }
 }
@@ -76,6 +91,15 @@ fn transport_event(t: &TransportEvent) -> Option<Event> {
         | TransportEvent::BarBegan { .. }
         | TransportEvent::BarEnded { .. }
         | TransportEvent::SppInPlace { .. } => None,
+    }
+}
+
+/// Name of an input port role in the log: "notes", "clock" or "internal".
+pub fn port_name(p: PortRole) -> &'static str {
+    match p {
+        PortRole::Notes => "notes",
+        PortRole::Clock => "clock",
+        PortRole::Internal => "internal",
     }
 }
 

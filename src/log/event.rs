@@ -191,6 +191,15 @@ pub enum Event {
         /// Its bar now.
         window_bar: u64,
     },
+    /// Our own output comes back on an input (a routing loop); logged once per loop found.
+    RoutingLoop {
+        /// The input it comes back on: "notes" or "clock".
+        port: String,
+        /// Measured round trip, ms.
+        round_trip_ms: f64,
+        /// Thru was on and has been stopped (the notes it held closed).
+        thru_stopped: bool,
+    },
     /// A window or result was thrown away.
     Discarded {
         /// Window bar.
@@ -236,6 +245,7 @@ impl Event {
             Event::Late { .. } => "late",
             Event::Carried { .. } => "carried",
             Event::Discarded { .. } => "discarded",
+            Event::RoutingLoop { .. } => "routing_loop",
             Event::Tempo { .. } => "tempo",
             Event::TempoJump { .. } => "tempo_jump",
             Event::Transport { .. } => "transport",

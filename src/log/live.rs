@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::engine::generator::{GenerationStats, StopReason};
 use crate::engine::input::InputEvent;
 use crate::engine::scheduler::SchedulerEvent;
+use crate::midi::source::PortRole;
 use crate::Nanos;
 
 use super::{convert, Event, Record, RecordSink, Status};
@@ -140,6 +141,8 @@ pub struct LiveLog {
     orphans: Vec<GenTap>,
     status: Status,
     sink: Option<RecordSink>,
+    /// (output, note input) as named in warnings.
+    ports: (String, String),
 }
 
 impl std::fmt::Debug for LiveLog {
@@ -162,9 +165,53 @@ impl LiveLog {
             status: Status::new(cfg.log.status_every_bars)
                 .with_every_secs(cfg.log.status_every_secs),
             sink,
+            ports: ("the output".into(), "the input".into()),
         };
         state.emit(origin, convert::session(cfg, "live", cfg.clock.bpm));
         state
+    }
+
+    /// How the output and the note input are called in warnings (e.g. `"aria-bridge out"
+    /// (connected to "synth in")`).
+    pub fn name_ports(&mut self, output: String, input: String) {
+        self.ports = (output, input);
+    }
+
+    /// The console line of a record that needs a person's attention (a routing loop, our own
+    /// clock echoed back), if it is one.
+    fn warning(&self, ev: &InputEvent) -> Option<String> {
+        let (output, input) = (&self.ports.0, &self.ports.1);
+        match *ev {
+            InputEvent::RoutingLoop {
+                port,
+                round_trip_ms,
+                thru_stopped,
+                ..
+            } => {
+                let back = match port {
+                    PortRole::Notes => input.clone(),
+                    _ => "the clock input".into(),
+                };
+                let action = if thru_stopped {
+                    "thru stopped (it would feed the loop forever), the notes it held closed; \
+                     remove the connection, then reload (SIGHUP) or restart to turn thru on again"
+                } else {
+                    "echoes are recognised and kept out of the prompts; remove the connection \
+                     unless it is meant"
+                };
+                Some(format!(
+                    "MIDI routing loop: what we send on {output} comes back on {back} \
+                     ({round_trip_ms:.1} ms round trip); {action}"
+                ))
+            }
+            InputEvent::ForeignClockIgnored { status, port, .. } => Some(format!(
+                "clock and transport arriving on the {} input ({status:#04x} first) are ignored: \
+                     this daemon runs its own clock (clock.source = \"internal\"); our clock sent on \
+                     {output} may be coming back (a routing loop). Said once.",
+                convert::port_name(port)
+            )),
+            _ => None,
+        }
     }
 
     /// Stamps `event` at `at` and hands it to the status line and the sink.
@@ -193,7 +240,13 @@ impl LiveLog {
                 // Transport changes are what a musician looks for on the console ("did it see my
                 // Stop?"); a lost clock is a warning; per-beat tempo samples and malformed bytes
                 // (a flood can bring thousands a second; they are counted) stay below info.
+                // A routing loop or our own clock echoed back: a warning with what to do.
+                let warning = self.warning(&ev);
                 match (&ev, &event) {
+                    _ if warning.is_some() => {
+                        let w = warning.as_deref().unwrap_or("");
+                        tracing::warn!(target: "aria_bridge::engine::input", "{w}")
+                    }
                     (
                         InputEvent::Transport(TransportEvent::TempoSample { .. })
                         | InputEvent::Malformed { .. },

@@ -13,6 +13,9 @@ pub enum PortRole {
     Notes,
     /// A separate port carrying only the clock; its note messages are ignored.
     Clock,
+    /// Our own clock (`clock.source = "internal"`), handed to the engine directly, never
+    /// through a port: with it running, transport arriving on the ports is ignored.
+    Internal,
 }
 
 /// One MIDI message as it arrived: up to 3 bytes inline. Longer messages (SysEx) keep their

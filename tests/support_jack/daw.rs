@@ -15,6 +15,12 @@
 //! ```
 //! Script times are offsets from the take's start; [`Take`] times are offsets from the same
 //! start, so "the daemon sent X 3 ms after the script's Stop" is a subtraction.
+//!
+//! Beyond a fixed script: [`Daemon::perform_live`] lets the DAW answer what the daemon sends
+//! (a player doubling its notes, a SIGKILL at the first note of bar 2); [`Daemon::loop_back`]
+//! patches the daemon's output into its own input (a routing loop); [`Daemon::kill`] and
+//! [`Daemon::restart`] crash it and start a new instance on the same peer and config;
+//! [`Daemon::write_config`] and [`Daemon::signal`] drive a reload.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -24,7 +30,12 @@ use std::time::{Duration, Instant};
 use aria_bridge::clock::timebase;
 use aria_bridge::Nanos;
 
-use super::{jack_ports, HumanNote, JackPeer, KillOnDrop, Timed};
+use super::{jack_connect, jack_ports, HumanNote, JackPeer, KillOnDrop, Timed};
+
+/// The daemon's own JACK ports (one client each).
+pub const DAEMON_OUT: &str = "aria-bridge-out:aria-bridge out";
+/// See [`DAEMON_OUT`].
+pub const DAEMON_IN: &str = "aria-bridge-in:aria-bridge in";
 
 /// One thing the DAW does at an instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -284,6 +295,14 @@ pub struct Take {
 }
 
 impl Take {
+    /// This take followed by `later` (times stay on the same clock when both share `start`).
+    pub fn then(mut self, later: Take) -> Take {
+        let shift = later.start as i64 - self.start as i64;
+        self.received
+            .extend(later.received.into_iter().map(|(t, b)| (t + shift, b)));
+        self
+    }
+
     /// Note-ons (velocity > 0): `(time, channel, key, velocity)`.
     pub fn note_ons(&self) -> Vec<(i64, u8, u8, u8)> {
         self.received
@@ -364,9 +383,28 @@ pub struct Daemon {
     pub peer: JackPeer,
     child: Option<KillOnDrop>,
     dir: tempfile::TempDir,
+    /// Extra `run` flags, kept for a restart.
+    args: Vec<String>,
+    /// Instances started so far (each writes its own stderr file).
+    instances: u32,
     /// One daemon at a time per test binary: they all name their JACK clients "aria-bridge-in"
     /// and "aria-bridge-out".
     _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+/// Waits (up to 10 s) until no daemon port ([`DAEMON_OUT`], [`DAEMON_IN`]) is listed.
+fn wait_ports_gone() {
+    let end = Instant::now() + Duration::from_secs(10);
+    while jack_ports()
+        .iter()
+        .any(|p| p == DAEMON_OUT || p == DAEMON_IN)
+    {
+        assert!(
+            Instant::now() < end,
+            "an earlier daemon's JACK ports are still listed after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Serialises daemons within one test binary (a failed test poisons nothing: the guard is
@@ -387,8 +425,14 @@ impl Daemon {
 
     /// The config [`Daemon::start`] writes.
     pub fn config(name: &str, extra: &str) -> String {
+        Daemon::config_midi(name, "", extra)
+    }
+
+    /// The config [`Daemon::start`] writes, with `midi` lines added to its `[midi]` section
+    /// (e.g. "thru = true\n").
+    pub fn config_midi(name: &str, midi: &str, extra: &str) -> String {
         format!(
-            "[midi]\ninput_port = \"{name} out\"\noutput_port = \"{name} in\"\n\n[model]\npath = \"{}\"\ndevice = \"cpu\"\n\n{extra}",
+            "[midi]\ninput_port = \"{name} out\"\noutput_port = \"{name} in\"\n{midi}\n[model]\npath = \"{}\"\ndevice = \"cpu\"\n\n{extra}",
             e2e_model()
         )
     }
@@ -397,32 +441,140 @@ impl Daemon {
     pub fn start_with(name: &str, config: &str, args: &[&str]) -> Daemon {
         let guard = serial();
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = dir.path().join("daemon.toml");
-        std::fs::write(&cfg, config).expect("write config");
+        std::fs::write(dir.path().join("daemon.toml"), config).expect("write config");
         let peer = JackPeer::open(name);
-        let stderr = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
+        let mut d = Daemon {
+            peer,
+            child: None,
+            dir,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            instances: 0,
+            _serial: guard,
+        };
+        // Another process's "aria-bridge-*" clients (a test binary that just exited) may still
+        // be listed: the new daemon's clients would get other names and its ports be mistaken
+        // for the old ones.
+        wait_ports_gone();
+        d.spawn();
+        d.wait_ready();
+        let _ = d.peer.drain();
+        d
+    }
+
+    /// Starts one instance of the daemon on the config file, its stderr in a file of its own.
+    fn spawn(&mut self) {
+        self.instances += 1;
+        let stderr = std::fs::File::create(self.log_path()).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_aria-bridge"))
             .arg("run")
             .arg("--config")
-            .arg(&cfg)
+            .arg(self.config_path())
             .arg("--log")
-            .arg(dir.path().join("events.jsonl"))
-            .args(args)
+            .arg(self.events_path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .expect("start aria-bridge run");
-        let mut d = Daemon {
-            peer,
-            child: Some(KillOnDrop(child)),
-            dir,
-            _serial: guard,
-        };
-        d.wait_ready();
-        d
+        self.child = Some(KillOnDrop(child));
     }
 
-    fn wait_ready(&mut self) {
+    /// The config file the daemon reads (and rereads on SIGHUP).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.toml")
+    }
+
+    /// Replaces the config file (for a reload: then [`Daemon::signal`] `libc::SIGHUP`).
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).expect("write config");
+    }
+
+    /// Stderr of the current instance.
+    fn log_path(&self) -> PathBuf {
+        let n = self.instances;
+        let name = if n <= 1 {
+            "daemon.log".to_string()
+        } else {
+            format!("daemon.{n}.log")
+        };
+        self.dir.path().join(name)
+    }
+
+    /// Sends `sig` to the daemon now (nothing when no instance runs: pid 0 would signal our
+    /// own process group).
+    pub fn signal(&self, sig: i32) {
+        let pid = self.pid() as i32;
+        if pid > 0 {
+            // SAFETY: kill(2) with our own child's pid and a valid signal number.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+
+    /// Patches the daemon's output into its own input (`jack_connect`): a routing loop.
+    pub fn loop_back(&self) {
+        jack_connect(DAEMON_OUT, DAEMON_IN);
+        // Let a few periods pass so the loop is in place before the script begins.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    /// Kills the daemon with SIGKILL (a crash: no shutdown, nothing closed), waits for the
+    /// process and for the JACK server to drop its ports.
+    pub fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+        self.reap();
+    }
+
+    /// Waits until the daemon is gone: its process (killed from a script) and its ports.
+    pub fn reap(&mut self) {
+        let end = Instant::now() + Duration::from_secs(10);
+        if let Some(mut child) = self.child.take() {
+            while child.try_wait().ok().flatten().is_none() {
+                assert!(Instant::now() < end, "the daemon did not exit");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        wait_ports_gone();
+    }
+
+    /// Starts a new instance (same config, flags and peer) after [`Daemon::kill`] or
+    /// [`Daemon::reap`]; returns what it sent from its launch until it was ready, stamped from
+    /// the launch.
+    pub fn restart(&mut self) -> Take {
+        assert!(
+            self.child.is_none(),
+            "kill or reap the running instance first"
+        );
+        let start = timebase::now();
+        self.spawn();
+        let got = self.wait_ready();
+        Take {
+            received: got
+                .into_iter()
+                .map(|m| (m.at as i64 - start as i64, m.as_slice().to_vec()))
+                .collect(),
+            start,
+        }
+    }
+
+    /// A counter of the closing "engine summary" line (e.g. `echoes_dropped`), once the daemon
+    /// has exited.
+    pub fn summary_counter(&self, name: &str) -> Option<u64> {
+        let log = self.log();
+        let line = log.lines().rev().find(|l| l.contains("engine summary"))?;
+        let at = line.find(&format!("{name}: "))? + name.len() + 2;
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// Waits for the daemon's ports and its "ready" line (up to 60 s), lets the connections
+    /// settle, and returns what it sent meanwhile.
+    fn wait_ready(&mut self) -> Vec<aria_bridge::midi::source::RawMidi> {
         let end = Instant::now() + Duration::from_secs(60);
         let ours = [
             "aria-bridge-in:aria-bridge in",
@@ -453,7 +605,7 @@ impl Daemon {
         }
         // Connections take effect at the next graph reorder; let a few periods pass.
         std::thread::sleep(Duration::from_millis(300));
-        let _ = self.peer.drain();
+        self.peer.drain()
     }
 
     /// The daemon's pid.
@@ -489,14 +641,78 @@ impl Daemon {
         }
     }
 
+    /// Plays `script` like [`Daemon::perform_with_tail`] while answering the daemon:
+    /// `respond(t, bytes)` sees each message the daemon sends as it arrives (`t` from the take's
+    /// start) and returns cues to play that many ns after its arrival (the DAW's own notes,
+    /// or a signal). Polls every 0.2 ms; answers are played within about that of their instant.
+    pub fn perform_live(
+        &mut self,
+        script: &Script,
+        tail_ms: u64,
+        mut respond: impl FnMut(i64, &[u8]) -> Vec<(Nanos, Cue)>,
+    ) -> Take {
+        let start = timebase::now() + 200_000_000;
+        let end = start + script.end() + tail_ms * 1_000_000;
+        let sleeper = spin_sleep::SpinSleeper::default();
+        let pid = self.pid() as i32;
+        let mut next_cue = 0;
+        // Answers waiting for their instant (absolute), in no particular order.
+        let mut answers: Vec<(Nanos, Cue)> = Vec::new();
+        let mut received = Vec::new();
+        loop {
+            for m in self.peer.drain() {
+                let t = m.at as i64 - start as i64;
+                for (after, cue) in respond(t, m.as_slice()) {
+                    answers.push((m.at + after, cue));
+                }
+                received.push((t, m.as_slice().to_vec()));
+            }
+            let scripted = script.cues.get(next_cue).map(|(t, c)| (start + t, *c));
+            let answer = (0..answers.len()).min_by_key(|&i| answers[i].0);
+            let due = match (scripted, answer) {
+                (Some((ts, _)), Some(i)) if answers[i].0 < ts => Some((answers[i].0, Some(i))),
+                (Some((ts, _)), _) => Some((ts, None)),
+                (None, Some(i)) => Some((answers[i].0, Some(i))),
+                (None, None) => None,
+            };
+            let now = timebase::now();
+            match due {
+                Some((at, which)) if at <= now => {
+                    let cue = match which {
+                        Some(i) => answers.swap_remove(i).1,
+                        None => {
+                            next_cue += 1;
+                            scripted.map(|s| s.1).unwrap_or(Cue::Signal(0))
+                        }
+                    };
+                    match cue {
+                        Cue::Midi(m) => self.peer.send_now(m.as_slice()),
+                        Cue::Signal(0) => {}
+                        Cue::Signal(_) if pid <= 0 => {}
+                        Cue::Signal(sig) => {
+                            // SAFETY: kill(2) with our own child's pid and a valid signal.
+                            unsafe { libc::kill(pid, sig) };
+                        }
+                    }
+                }
+                Some((at, _)) if at < now + 1_000_000 => {
+                    sleeper.sleep_until(timebase::to_instant(at.min(now + 200_000)))
+                }
+                _ if due.is_none() && now >= end => break,
+                _ => std::thread::sleep(Duration::from_micros(200)),
+            }
+        }
+        Take { received, start }
+    }
+
     /// [`Daemon::perform_with_tail`] with 500 ms of tail.
     pub fn perform(&mut self, script: &Script) -> Take {
         self.perform_with_tail(script, 500)
     }
 
-    /// What the daemon printed on stderr so far.
+    /// What the current instance printed on stderr so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     /// The session event log (`--log`), one JSON value per line (damaged lines skipped).

@@ -48,6 +48,10 @@ pub enum SchedulerMsg {
     },
     /// Silence everything now (Stop, clock loss).
     AllNotesOff,
+    /// Silence every key of the output channel now ([`Scheduler::clear_output`]).
+    ClearOutput,
+    /// New `[playback]` settings ([`Scheduler::reconfigure`]).
+    Playback(super::PlaybackSettings),
     /// Silence everything and end the thread.
     Shutdown,
 }
@@ -195,6 +199,8 @@ fn run(
                 reason,
             }) => sched.dropped(window, epoch, reason),
             Wake::Msg(SchedulerMsg::AllNotesOff) => sched.all_notes_off(now, &mut *out),
+            Wake::Msg(SchedulerMsg::ClearOutput) => sched.clear_output(now, &mut *out),
+            Wake::Msg(SchedulerMsg::Playback(p)) => sched.reconfigure(&p, now, &mut *out),
             Wake::Report(WorkerReport::Finished(r)) => sched.on_result(r, now),
             Wake::Report(WorkerReport::Skipped {
                 window,
