@@ -38,12 +38,16 @@ The exported model is an ordinary Aria checkpoint; all losses reported are over 
 
 CPU training (2 threads) of the default size takes ``--minutes`` (default 35) of wall time: the
 learning-rate schedule runs on whichever of steps or time is further along, so a slow machine still
-anneals and finishes in time. Checkpoints every ``--save-every-min`` minutes.
+anneals and finishes in time. Every ``--save-every-min`` minutes it writes ``aria-demo.safetensors``
+and ``resume.pt`` (weights, optimizer, step, elapsed time, sampler state): ``--resume`` goes on from
+there after an interruption. ``--init`` starts from the weights of an exported model of the same size
+(the demo model v2 started from v1's). The commands of the shipped model are in models/README.md::
 
     python3 models/prepare_corpus.py --out out/demo-corpus
     python3 models/train_demo.py --data out/demo-corpus --out out/demo-train --minutes 40
-    python3 models/export_onnx.py --checkpoint out/demo-train/aria-demo.safetensors \\
-        --config out/demo-train/aria-demo.config.json --dtype fp16 --out models/aria-demo.onnx
+    python3 models/export_onnx.py --checkpoint out/demo-train/best.safetensors \\
+        --config out/demo-train/aria-demo.config.json --dtype fp32 --quantize int8 --variant gqa \\
+        --out models/aria-demo.onnx
 """
 
 import argparse
@@ -574,7 +578,8 @@ def main(argv=None):
                          "measured 2x faster on a 2-core AMX Xeon)")
     ap.add_argument("--bench", type=int, default=0, help="only time this many steps and exit")
     ap.add_argument("--eval-only", metavar="CKPT", help="only print the held-out figures of a checkpoint "
-                    "(reference key names, e.g. best.safetensors) with the baselines, as JSON")
+                    "(reference key names, e.g. best.safetensors, or a float .onnx export of the "
+                    "--n-heads given) with the baselines, as JSON")
     a = ap.parse_args(argv)
 
     torch.manual_seed(a.seed)
@@ -619,7 +624,12 @@ def main(argv=None):
             with open(beside) as f:
                 cfg = json.load(f)
 
-        sd = {k: v.float() for k, v in load_file(a.eval_only).items()}
+        if a.eval_only.endswith(".onnx"):  # an exported model (e.g. the previous demo model)
+            sd = load_onnx_weights(a.eval_only)
+            cfg = dict(cfg, d_model=sd["model.tok_embeddings.weight"].shape[1],
+                       n_layers=sum(1 for k in sd if k.endswith("norm1.weight")))
+        else:
+            sd = {k: v.float() for k, v in load_file(a.eval_only).items()}
         loss = evaluate_full(sd, cfg, val_batches)
         aug_loss = evaluate_full(sd, cfg, aug_batches)
         print(json.dumps({"checkpoint": a.eval_only, "val_loss_full_vocab": loss, "val_perplexity": math.exp(loss),
@@ -651,7 +661,9 @@ def main(argv=None):
 
     metrics = {"config": cfg, "params": n_params, "val_pieces": len(val), "val_tokens": n_val_tokens,
                "train_pieces": len(train), "args": vars(a), "history": []}
-    if not a.bench:
+    resume_path = os.path.join(a.out, "resume.pt")
+    resuming = a.resume and os.path.exists(resume_path)
+    if not a.bench and not resuming:  # a resumed run keeps the baselines it computed first
         g = torch.Generator().manual_seed(a.seed + 1)
         rand_sd = {k: (torch.randn(v.shape, generator=g) * 0.02 if v.dim() == 2 else v)
                    for k, v in model.full_weights(torch.tensor(used), vocab.size).items()}
@@ -666,9 +678,9 @@ def main(argv=None):
     t0 = last_save = time.time()
     best = float("inf")
     step, seen = 0, 0
-    resume_path = os.path.join(a.out, "resume.pt")
-    if a.resume and os.path.exists(resume_path):
+    if resuming:
         st = torch.load(resume_path, weights_only=False)
+        metrics.update(st.get("baselines", {}))
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         step, seen, best = st["step"], st["seen"], st["best"]
@@ -682,7 +694,9 @@ def main(argv=None):
         tmp = resume_path + ".tmp"
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "seen": seen,
                     "best": best, "history": metrics["history"], "sampler_rng": sampler.rng.getstate(),
-                    "torch_rng": torch.get_rng_state(), "elapsed": time.time() - t0}, tmp)
+                    "torch_rng": torch.get_rng_state(), "elapsed": time.time() - t0,
+                    "baselines": {k: metrics[k] for k in ("random_init_loss", "unigram_loss", "uniform_loss")
+                                  if k in metrics}}, tmp)
         os.replace(tmp, resume_path)
 
     while True:
@@ -732,8 +746,9 @@ def main(argv=None):
     with open(os.path.join(a.out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1)
     log(f"done: {step} steps, {seen} tokens, held-out loss {metrics['val_loss_full_vocab']:.3f} "
-        f"(perplexity {metrics['val_perplexity']:.2f}); unigram {metrics['unigram_loss']:.3f}, "
-        f"random init {metrics['random_init_loss']:.3f}")
+        f"(perplexity {metrics['val_perplexity']:.2f}), in every key {metrics['val_loss_all_keys']:.3f}; "
+        f"unigram {metrics.get('unigram_loss', float('nan')):.3f}, "
+        f"random init {metrics.get('random_init_loss', float('nan')):.3f}")
     return 0
 
 
