@@ -53,12 +53,22 @@ fn export(dir: &Path, quantize: &str) -> PathBuf {
         .arg(fixtures().join("aria-tiny-dev.safetensors"))
         .arg("--config")
         .arg(fixtures().join("aria-tiny-dev.config.json"))
-        .args(["--variant", "gqa", "--dtype", "fp32", "--quantize", quantize])
+        .args([
+            "--variant",
+            "gqa",
+            "--dtype",
+            "fp32",
+            "--quantize",
+            quantize,
+        ])
         .arg("--out")
         .arg(&out)
         .status()
         .expect("python3 is needed (scripts/setup.sh installs numpy and onnx)");
-    assert!(status.success(), "export_onnx.py --quantize {quantize} failed");
+    assert!(
+        status.success(),
+        "export_onnx.py --quantize {quantize} failed"
+    );
     out
 }
 
