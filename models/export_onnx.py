@@ -105,6 +105,37 @@ def read_safetensors(path):
     return out
 
 
+def read_onnx_weights(path):
+    """Reference-named float32 weights read back from a float (fp32/fp16/bf16, not --quantize) model
+    this script wrote: its initializers keep the reference key names; the linear weights were stored
+    transposed and gate|up concatenated, which this undoes. Re-exports a model whose checkpoint is
+    gone (the first demo model is kept only as its fp16 export) in another variant or form."""
+    from onnx import numpy_helper
+
+    try:
+        m = onnx.load(path)
+    except Exception as e:  # noqa: BLE001  (onnx raises several types for a bad file)
+        raise ExportError(f"cannot read ONNX model {path}: {e}")
+    raw = {t.name: numpy_helper.to_array(t).astype(np.float32) for t in m.graph.initializer}
+    if any(k.endswith("_q") for k in raw):
+        raise ExportError(f"{path} is a --quantize export; re-export from a float one")
+    w = {}
+    for k, v in raw.items():
+        if not (k.startswith("model.") or k == "lm_head.weight"):
+            continue
+        if k.endswith("ff_gate_up.weight"):
+            gate, up = np.split(v.T, 2, axis=0)
+            w[k.replace("ff_gate_up", "ff_gate_proj")] = np.ascontiguousarray(gate)
+            w[k.replace("ff_gate_up", "ff_up_proj")] = np.ascontiguousarray(up)
+        elif k.endswith(("mixed_qkv.weight", "att_proj_linear.weight", "ff_down_proj.weight")):
+            w[k] = np.ascontiguousarray(v.T)
+        else:
+            w[k] = v
+    if "model.tok_embeddings.weight" not in w:
+        raise ExportError(f"{path} has no `model.tok_embeddings.weight`: not a model export_onnx.py wrote")
+    return w
+
+
 def random_weights(cfg, seed):
     """A randomly initialised model of the given size (normal(0, 0.02), unit LayerNorms)."""
     rng = np.random.default_rng(seed)
@@ -458,7 +489,8 @@ def save(model, out):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="Aria .safetensors checkpoint (reference key names)")
+    src.add_argument("--checkpoint", help="Aria .safetensors checkpoint (reference key names), or a float "
+                                           ".onnx this script wrote (re-export in another variant or form)")
     src.add_argument("--random", choices=["medium", "tiny", "custom"],
                      help="random weights of this size (custom: give --d-model/--n-heads/--n-layers)")
     ap.add_argument("--config", help="model config JSON (d_model, n_heads, n_layers, ff_mult, "
@@ -508,7 +540,7 @@ def main(argv=None):
         if a.random == "custom" and not (a.d_model and a.n_heads and a.n_layers):
             raise ExportError("--random custom needs --d-model, --n-heads and --n-layers")
         if a.checkpoint:
-            w = read_safetensors(a.checkpoint)
+            w = read_onnx_weights(a.checkpoint) if a.checkpoint.endswith(".onnx") else read_safetensors(a.checkpoint)
             emb = w.get("model.tok_embeddings.weight")
             if emb is not None and not a.vocab_size and emb.shape[0] != cfg["vocab_size"]:
                 # 17729 rows = the pedal ("demo") vocabulary: follow the checkpoint.
