@@ -557,7 +557,7 @@ def main(argv=None):
     ap.add_argument("--tempo-aug", type=float, default=0.1, help="tempo scale in 1/(1+a) .. 1+a")
     ap.add_argument("--source-weights", default="palestrina=0.5",
                     help="sampling weight per corpus source (pieces are drawn by length x weight); "
-                         "0.5 takes Palestrina's masses from 64%% of the windows to 47%%, for more of "
+                         "0.5 takes Palestrina's masses from 62%% of the windows to 45%%, for more of "
                          "the tonal repertoire")
     ap.add_argument("--start-at-zero", type=float, default=0.2, help="share of windows from a piece start")
     ap.add_argument("--eval-every", type=int, default=200)
