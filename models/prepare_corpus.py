@@ -222,8 +222,9 @@ class KernUnsupported(Exception):
 def kern_parts(path):
     """(quarter_ms, parts) of a plain **kern file, the notes as ``part_notes`` gives them: a reader
     for the simple files of the Palestrina masses (no spine splits; each note with its own
-    accidentals, as **kern writes them), 50x faster than music21's Humdrum parser, which would
-    take ~40 CPU-minutes for the 1318 movements. Anything else raises ``KernUnsupported``."""
+    accidentals, as **kern writes them), in a fraction of the 0.7-1.7 s per movement music21's
+    Humdrum parser takes (tens of CPU-minutes for the 1318 movements). It gave the same notes as
+    music21 on the 5 movements compared. Anything else raises ``KernUnsupported``."""
     import re
 
     tok_re = re.compile(r"^(\[?)(\d+)(\.*)([a-gA-G]+|r)([#n-]*)([\]_]?)$")
