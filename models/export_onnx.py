@@ -105,6 +105,37 @@ def read_safetensors(path):
     return out
 
 
+def read_onnx_weights(path):
+    """Reference-named float32 weights read back from a float (fp32/fp16/bf16, not --quantize) model
+    this script wrote: its initializers keep the reference key names; the linear weights were stored
+    transposed and gate|up concatenated, which this undoes. Re-exports a model whose checkpoint is
+    gone (the first demo model is kept only as its fp16 export) in another variant or form."""
+    from onnx import numpy_helper
+
+    try:
+        m = onnx.load(path)
+    except Exception as e:  # noqa: BLE001  (onnx raises several types for a bad file)
+        raise ExportError(f"cannot read ONNX model {path}: {e}")
+    raw = {t.name: numpy_helper.to_array(t).astype(np.float32) for t in m.graph.initializer}
+    if any(k.endswith("_q") for k in raw):
+        raise ExportError(f"{path} is a --quantize export; re-export from a float one")
+    w = {}
+    for k, v in raw.items():
+        if not (k.startswith("model.") or k == "lm_head.weight"):
+            continue
+        if k.endswith("ff_gate_up.weight"):
+            gate, up = np.split(v.T, 2, axis=0)
+            w[k.replace("ff_gate_up", "ff_gate_proj")] = np.ascontiguousarray(gate)
+            w[k.replace("ff_gate_up", "ff_up_proj")] = np.ascontiguousarray(up)
+        elif k.endswith(("mixed_qkv.weight", "att_proj_linear.weight", "ff_down_proj.weight")):
+            w[k] = np.ascontiguousarray(v.T)
+        else:
+            w[k] = v
+    if "model.tok_embeddings.weight" not in w:
+        raise ExportError(f"{path} has no `model.tok_embeddings.weight`: not a model export_onnx.py wrote")
+    return w
+
+
 def random_weights(cfg, seed):
     """A randomly initialised model of the given size (normal(0, 0.02), unit LayerNorms)."""
     rng = np.random.default_rng(seed)
@@ -153,11 +184,17 @@ def check_weights(w, cfg):
 
 
 class Graph:
-    """Collects nodes and initializers; every helper returns the name of its output."""
+    """Collects nodes and initializers; every helper returns the name of its output.
 
-    def __init__(self, np_dtype, onnx_dtype):
+    With ``quantize`` (``int8`` / ``int4``, fp32 graphs only) the layers' matrix products are
+    ``MatMulNBits`` with block-wise symmetric weights, and every other float weight is stored as
+    fp16 and cast to fp32 by a ``Cast`` node whose input is constant, which ONNX Runtime folds once
+    when it loads the model: the file holds fp16, the session computes in fp32 (faster on CPU)."""
+
+    def __init__(self, np_dtype, onnx_dtype, quantize=None, block_size=32, accuracy_level=4):
         self.nodes, self.inits = [], []
         self.np_dtype, self.onnx_dtype = np_dtype, onnx_dtype
+        self.quantize, self.block_size, self.accuracy_level = quantize, block_size, accuracy_level
         self.n = 0
 
     def name(self, hint):
@@ -174,8 +211,14 @@ class Graph:
         return name
 
     def weight(self, name, arr):
-        """Stores a float array in the model's weight dtype."""
+        """Stores a float array in the model's weight dtype (fp16 cast at load when quantizing)."""
         arr = np.ascontiguousarray(arr, dtype=np.float32)
+        # Only the big tables (embedding, head) go to fp16; norms and rotary tables stay exact.
+        if self.quantize and arr.size >= 65536:
+            stored = name + "_fp16"
+            self.inits.append(onnx.numpy_helper.from_array(arr.astype(np.float16), stored))
+            self.nodes.append(helper.make_node("Cast", [stored], [name], to=TensorProto.FLOAT))
+            return name
         if self.onnx_dtype == TensorProto.BFLOAT16:
             bits = arr.view(np.uint32)
             # Round to nearest even, as torch's .to(bfloat16) does.
@@ -203,28 +246,70 @@ def layer_norm(g, x, w, prefix):
                 hint=prefix.split(".")[-1], axis=-1, epsilon=LN_EPS)
 
 
+def quantize_blocks(w_out_in, bits, block_size):
+    """Block-wise symmetric quantization of a torch [out, in] weight in MatMulNBits' layout: B
+    [N, blocks, block_size * bits / 8] uint8 (4-bit pairs low nibble first), scales [N * blocks]
+    float32, zero point 2^(bits-1) (the op's default, so none is stored). Returns (B, scales, deq),
+    deq being the weight the op computes with."""
+    n, k = w_out_in.shape
+    blocks = -(-k // block_size)
+    padded = np.zeros((n, blocks * block_size), np.float32)
+    padded[:, :k] = w_out_in
+    wb = padded.reshape(n, blocks, block_size)
+    qmax = 2 ** (bits - 1) - 1
+    scale = np.abs(wb).max(axis=2) / qmax
+    scale = np.where(scale == 0, 1.0, scale).astype(np.float32)
+    q = np.clip(np.rint(wb / scale[:, :, None]), -qmax - 1, qmax).astype(np.int32)
+    deq = (q * scale[:, :, None]).reshape(n, -1)[:, :k]
+    u = (q + 2 ** (bits - 1)).astype(np.uint8)
+    if bits == 4:
+        u = (u[:, :, 0::2] | (u[:, :, 1::2] << 4)).astype(np.uint8)
+    return u, scale.reshape(-1), deq
+
+
+def matmul(g, x, w_out_in, name, hint):
+    """x @ W^T for a torch [out, in] weight: MatMul on the weight stored as [in, out], or
+    MatMulNBits on its block-quantized rows."""
+    if not g.quantize:
+        return g.op("MatMul", [x, g.weight(name, w_out_in.T)], hint=hint)
+    bits = {"int8": 8, "int4": 4}[g.quantize]
+    b, scales, _ = quantize_blocks(w_out_in, bits, g.block_size)
+    g.inits.append(onnx.numpy_helper.from_array(b, name + "_q"))
+    g.inits.append(onnx.numpy_helper.from_array(scales, name + "_scales"))
+    n, k = w_out_in.shape
+    return g.op("MatMulNBits", [x, name + "_q", name + "_scales"], hint=hint, domain=MS_DOMAIN,
+                K=k, N=n, bits=bits, block_size=g.block_size, accuracy_level=g.accuracy_level)
+
+
 def linear(g, x, w, key, transpose=True):
     """x @ W^T for a torch [out, in] weight (stored pre-transposed as [in, out])."""
-    return g.op("MatMul", [x, g.weight(key, w[key].T if transpose else w[key])], hint=key.split(".")[-2])
+    if transpose:
+        return matmul(g, x, w[key], key, key.split(".")[-2])
+    return g.op("MatMul", [x, g.weight(key, w[key])], hint=key.split(".")[-2])
 
 
 def feed_forward(g, x, w, p):
     # Gate and up share one MatMul: [d, 2f], then split (halves the kernel launches).
-    gu_w = np.concatenate([w[p + "ff_gate_proj.weight"], w[p + "ff_up_proj.weight"]], axis=0).T
-    gu = g.op("MatMul", [x, g.weight(p + "ff_gate_up.weight", gu_w)], hint="ff_gate_up")
+    gu_w = np.concatenate([w[p + "ff_gate_proj.weight"], w[p + "ff_up_proj.weight"]], axis=0)
+    gu = matmul(g, x, gu_w, p + "ff_gate_up.weight", "ff_gate_up")
     gate, up = g.op("Split", [gu, "split_ff"], hint="ff_split", n_out=2, axis=-1)
     act = g.op("Mul", [gate, g.op("Sigmoid", [gate])], hint="silu")
     return linear(g, g.op("Mul", [act, up]), w, p + "ff_down_proj.weight")
 
 
-def build(w, cfg, dtype, variant, full_head=False):
+def build(w, cfg, dtype, variant, full_head=False, quantize=None, block_size=32, accuracy_level=4):
     """Returns an onnx.ModelProto of the decoder."""
     d, h, nl = cfg["d_model"], cfg["n_heads"], cfg["n_layers"]
     dh, f, v = d // h, d * cfg["ff_mult"], cfg["vocab_size"]
     if d % h or dh % 2:
         raise ExportError(f"d_model {d} must split into {h} heads of an even size")
+    if quantize and dtype != "fp32":
+        raise ExportError(f"--quantize {quantize} computes in fp32 (weights stored int8/int4 and fp16): "
+                          f"use --dtype fp32, not {dtype}")
+    if quantize and (block_size < 16 or block_size & (block_size - 1)):
+        raise ExportError(f"--block-size {block_size}: MatMulNBits needs a power of two >= 16")
     np_dtype, onnx_dtype = DTYPES[dtype]
-    g = Graph(np_dtype, onnx_dtype)
+    g = Graph(np_dtype, onnx_dtype, quantize, block_size, accuracy_level)
     g.const_i64("split_ff", [f, f])
     if variant == "plain":
         g.const_i64("split_qkv", [d, d, d])
@@ -369,12 +454,21 @@ def build(w, cfg, dtype, variant, full_head=False):
 
     graph = helper.make_graph(g.nodes, "aria_decoder", inputs, outputs, g.inits)
     opsets = [helper.make_opsetid("", OPSET)]
-    if variant == "gqa":
+    if variant == "gqa" or quantize:
         opsets.append(helper.make_opsetid(MS_DOMAIN, 1))
     model = helper.make_model(graph, opset_imports=opsets, producer_name="aria-bridge export_onnx.py")
     model.ir_version = 8
     meta = {"aria.variant": variant, "aria.dtype": dtype, "aria.d_model": d, "aria.n_heads": h,
             "aria.n_layers": nl, "aria.vocab_size": v, "aria.max_seq_len": cfg["max_seq_len"]}
+    if quantize:
+        meta["aria.quantize"] = f"{quantize} MatMulNBits block {block_size} accuracy_level {accuracy_level}"
+    # What the bridge needs to know of a trained model (train_demo.py writes both into its config):
+    # the tempo its corpus was rendered at, which prompts are warped to, and its training window,
+    # which caps the prompt.
+    for key in ("train_bpm", "max_prompt_tokens"):
+        if cfg.get(key) is not None:
+            v = cfg[key]
+            meta["aria_bridge." + key] = int(v) if float(v).is_integer() else v
     for k, val in meta.items():
         e = model.metadata_props.add()
         e.key, e.value = k, str(val)
@@ -395,11 +489,18 @@ def save(model, out):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="Aria .safetensors checkpoint (reference key names)")
+    src.add_argument("--checkpoint", help="Aria .safetensors checkpoint (reference key names), or a float "
+                                           ".onnx this script wrote (re-export in another variant or form)")
     src.add_argument("--random", choices=["medium", "tiny", "custom"],
                      help="random weights of this size (custom: give --d-model/--n-heads/--n-layers)")
     ap.add_argument("--config", help="model config JSON (d_model, n_heads, n_layers, ff_mult, "
-                                     "max_seq_len, vocab_size, rope_base); default: the medium size")
+                                     "max_seq_len, vocab_size, rope_base; optional train_bpm and "
+                                     "max_prompt_tokens go into the metadata as aria_bridge.*); "
+                                     "default: the medium size")
+    ap.add_argument("--train-bpm", type=float,
+                    help="metadata aria_bridge.train_bpm: the tempo the training corpus was rendered at")
+    ap.add_argument("--max-prompt-tokens", type=int,
+                    help="metadata aria_bridge.max_prompt_tokens: the training window in tokens")
     ap.add_argument("--seed", type=int, default=0, help="seed of --random")
     ap.add_argument("--d-model", type=int)
     ap.add_argument("--n-heads", type=int)
@@ -411,6 +512,12 @@ def main(argv=None):
                     help="plain ONNX ops (any provider, parity) or contrib GroupQueryAttention (CUDA)")
     ap.add_argument("--full-head", action="store_true",
                     help="gqa without the head-range inputs: fixed shapes, no If (CUDA graph capture)")
+    ap.add_argument("--quantize", choices=["int8", "int4"],
+                    help="layers' matrix products as MatMulNBits with block-quantized weights, other "
+                         "weights stored fp16 and cast to fp32 at load (needs --dtype fp32)")
+    ap.add_argument("--block-size", type=int, default=32, help="--quantize block along the input (default 32)")
+    ap.add_argument("--accuracy-level", type=int, default=4, choices=[0, 1, 2, 3, 4],
+                    help="MatMulNBits accuracy_level: 4 = int8 activations (fastest on CPU), 1 = fp32")
     ap.add_argument("--out", required=True, help="output .onnx path")
     a = ap.parse_args(argv)
 
@@ -426,10 +533,14 @@ def main(argv=None):
         for key in ("d_model", "n_heads", "n_layers", "max_seq_len", "vocab_size"):
             if getattr(a, key) is not None:
                 cfg[key] = getattr(a, key)
+        if a.train_bpm is not None:
+            cfg["train_bpm"] = a.train_bpm
+        if a.max_prompt_tokens is not None:
+            cfg["max_prompt_tokens"] = a.max_prompt_tokens
         if a.random == "custom" and not (a.d_model and a.n_heads and a.n_layers):
             raise ExportError("--random custom needs --d-model, --n-heads and --n-layers")
         if a.checkpoint:
-            w = read_safetensors(a.checkpoint)
+            w = read_onnx_weights(a.checkpoint) if a.checkpoint.endswith(".onnx") else read_safetensors(a.checkpoint)
             emb = w.get("model.tok_embeddings.weight")
             if emb is not None and not a.vocab_size and emb.shape[0] != cfg["vocab_size"]:
                 # 17729 rows = the pedal ("demo") vocabulary: follow the checkpoint.
@@ -439,12 +550,12 @@ def main(argv=None):
         check_weights(w, cfg)
         if a.full_head and a.variant != "gqa":
             raise ExportError("--full-head applies to --variant gqa (plain always computes the whole head)")
-        model = build(w, cfg, a.dtype, a.variant, a.full_head)
+        model = build(w, cfg, a.dtype, a.variant, a.full_head, a.quantize, a.block_size, a.accuracy_level)
         save(model, a.out)
     except ExportError as e:
         print(f"export_onnx: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {a.out} ({a.variant}, {a.dtype}, d{cfg['d_model']} h{cfg['n_heads']} "
+    print(f"wrote {a.out} ({a.variant}, {a.dtype}{', ' + a.quantize if a.quantize else ''}, d{cfg['d_model']} h{cfg['n_heads']} "
           f"l{cfg['n_layers']} vocab {cfg['vocab_size']})", file=sys.stderr)
     return 0
 

@@ -14,9 +14,19 @@ final ``out_layer_norm``, untied ``lm_head``), full 17727-entry vocabulary.
 Training examples look like the bridge's live prompts: the piano prefix, ``<S>``, then the notes of
 a piece from a random note on, re-based so that note sits at onset 0 (the reference's inference
 re-bases its prompts the same way), ``<D>``/``<E>`` where the piece ends. Augmentation follows the
-reference's ideas, applied to the token stream: pitch shift (+-``--pitch-aug`` semitones), velocity
-shift (+-``--velocity-aug`` steps of 10) and tempo scaling (x ``1/(1+a)`` .. ``1+a``), with times
-re-quantised by the reference's own quantiser (binary search, ties resolved as the reference does).
+reference's ideas, applied to the token stream, with times re-quantised by the reference's own
+quantiser (binary search, ties resolved as the reference does):
+
+* pitch: a shift drawn uniformly from ``-p .. p-1`` semitones (``--pitch-aug``, default 6: each of the
+  12 keys equally often, so the model meets every key, not only the corpus's flat-side ones);
+* dynamics: each window gets its own level (+-``--velocity-level``), contrast (the score's marks
+  spread x0.6..1.4 around mf), a phrase swell (a sine of up to +-``--velocity-swell`` over 4-16 s),
+  accents on the beat and on the top voice (up to ``--velocity-accent`` each) and a per-note jitter
+  (sd ``--velocity-jitter``), so velocities vary across pieces and phrases and stay consistent
+  within a window (the model learns to continue at the prompt's level);
+* tempo: x ``1/(1+a)`` .. ``1+a`` (``--tempo-aug``, default 0.1). The corpus is rendered at one beat =
+  500 ms (120 BPM, ``train_bpm`` in the config) and the bridge warps the player's tempo to it, so
+  the augmentation only covers timing drift around that tempo, not 60-200 BPM.
 
 Why the head trains on a subset of the vocabulary: the corpus is piano only, so ~85% of the
 vocabulary (notes of 9 other instruments, drums, composer/genre prefixes) never occurs. The model
@@ -28,12 +38,16 @@ The exported model is an ordinary Aria checkpoint; all losses reported are over 
 
 CPU training (2 threads) of the default size takes ``--minutes`` (default 35) of wall time: the
 learning-rate schedule runs on whichever of steps or time is further along, so a slow machine still
-anneals and finishes in time. Checkpoints every ``--save-every-min`` minutes.
+anneals and finishes in time. Every ``--save-every-min`` minutes it writes ``aria-demo.safetensors``
+and ``resume.pt`` (weights, optimizer, step, elapsed time, sampler state): ``--resume`` goes on from
+there after an interruption. ``--init`` starts from the weights of an exported model of the same size
+(the demo model v2 started from v1's). The commands of the shipped model are in models/README.md::
 
     python3 models/prepare_corpus.py --out out/demo-corpus
     python3 models/train_demo.py --data out/demo-corpus --out out/demo-train --minutes 40
-    python3 models/export_onnx.py --checkpoint out/demo-train/aria-demo.safetensors \\
-        --config out/demo-train/aria-demo.config.json --dtype fp16 --out models/aria-demo.onnx
+    python3 models/export_onnx.py --checkpoint out/demo-train/best.safetensors \\
+        --config out/demo-train/aria-demo.config.json --dtype fp32 --quantize int8 --variant gqa \\
+        --out models/aria-demo.onnx
 """
 
 import argparse
@@ -55,6 +69,8 @@ ONSET_GRID = np.arange(0, 5000, 10)  # ("onset", ms) within a 5000 ms segment
 DUR_GRID = np.arange(0, 5001, 10)
 VEL_GRID = np.arange(0, 121, 10)
 SEGMENT_MS = 5000
+TRAIN_BPM = 120  # prepare_corpus.py renders one notated beat as 500 ms
+BEAT_MS = 60000 // TRAIN_BPM
 
 
 def log(msg):
@@ -156,13 +172,21 @@ class Piece:
         self.vel = np.array([n[2] for n in notes], np.int64)
         self.onset = np.array([n[3] for n in notes], np.int64)
         self.dur = np.array([n[4] for n in notes], np.int64)
+        # On a beat of the rendering (where accents go) and the highest note of its onset (the top
+        # voice, which players bring out).
+        self.on_beat = (self.onset % BEAT_MS) == 0
+        top = {}
+        for o, p in zip(self.onset.tolist(), self.pitch.tolist()):
+            top[o] = max(p, top.get(o, -1))
+        self.top = np.array([p == top[o] for o, p in zip(self.onset.tolist(), self.pitch.tolist())], bool)
 
     def __len__(self):
         return len(self.pitch)
 
-    def encode(self, vocab, start, max_len, shift=0, vel_shift=0, tempo=1.0):
-        """Prefix, ``<S>``, notes from ``start`` re-based at its onset, augmented; at most ``max_len``
-        ids. Returns (ids, index of the first note not included)."""
+    def encode(self, vocab, start, max_len, shift=0, dynamics=None, tempo=1.0):
+        """Prefix, ``<S>``, notes from ``start`` re-based at its onset, augmented (``dynamics``: a
+        ``Dynamics`` or None for the rendered velocities); at most ``max_len`` ids. Returns (ids,
+        index of the first note not included)."""
         out = list(self.prefix)
         base, seg, j = self.onset[start], 0, start
         while j < len(self) and len(out) < max_len:
@@ -174,8 +198,8 @@ class Piece:
                 out.append(vocab.D)
             pitch = int(self.pitch[j]) + shift
             vel = int(self.vel[j])
-            if vel > 0:
-                vel = int(Q_VEL[min(127, max(1, vel + 10 * vel_shift))])
+            if vel > 0 and dynamics is not None:
+                vel = int(Q_VEL[dynamics.velocity(vel, ms, bool(self.on_beat[j]), bool(self.top[j]))])
             dur = int(Q_DUR[min(5000, max(0, int(round(self.dur[j] * tempo))))])
             note = vocab.note.get((self.inst[j], pitch, vel))
             if note is not None:
@@ -187,6 +211,28 @@ class Piece:
             if self.ends:
                 out.append(vocab.E)
         return out[:max_len], j
+
+
+class Dynamics:
+    """How one training window plays its velocities (see the module doc): level, contrast, a phrase
+    swell, beat and top-voice accents and jitter, drawn once per window."""
+
+    def __init__(self, r, a):
+        self.level = r.uniform(-a.velocity_level, a.velocity_level)
+        self.contrast = r.uniform(0.6, 1.4)
+        self.swell = r.uniform(0.0, a.velocity_swell)
+        self.period_ms = r.uniform(4000.0, 16000.0)
+        self.phase = r.uniform(0.0, 2 * math.pi)
+        self.accent = r.uniform(0.0, a.velocity_accent)
+        self.top = r.uniform(0.0, a.velocity_accent)
+        self.jitter = a.velocity_jitter
+        self.rng = random.Random(r.random())
+
+    def velocity(self, vel, t_ms, on_beat, top):
+        v = 80 + self.contrast * (vel - 80) + self.level
+        v += self.swell * math.sin(2 * math.pi * t_ms / self.period_ms + self.phase)
+        v += self.accent * on_beat + self.top * top + self.rng.gauss(0.0, self.jitter)
+        return min(127, max(1, int(round(v))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,6 +334,45 @@ class DemoLM(nn.Module):
         return {k: v.contiguous().float() for k, v in sd.items()}
 
 
+def load_onnx_weights(path):
+    """Reference-named float32 weights of a model written by export_onnx.py (any variant, fp32 or
+    fp16 weights, not --quantize): its initializers carry the reference key names, the linear
+    weights transposed and gate|up concatenated, which this undoes."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(path)
+    raw = {t.name: numpy_helper.to_array(t).astype(np.float32) for t in m.graph.initializer}
+    if any(k.endswith("_q") for k in raw):
+        raise SystemExit(f"{path} is a --quantize export; start from a float one")
+    sd = {}
+    for k, v in raw.items():
+        if not (k.startswith("model.") or k == "lm_head.weight"):
+            continue
+        if k.endswith("ff_gate_up.weight"):
+            gate, up = np.split(v.T, 2, axis=0)
+            sd[k.replace("ff_gate_up", "ff_gate_proj")] = gate
+            sd[k.replace("ff_gate_up", "ff_up_proj")] = up
+        elif k.endswith(("mixed_qkv.weight", "att_proj_linear.weight", "ff_down_proj.weight")):
+            sd[k] = v.T
+        else:
+            sd[k] = v
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
+
+
+def init_from(model, sd, used):
+    """Copies a reference-named full-vocabulary state dict into the used-token model."""
+    used = torch.tensor(used)
+    with torch.no_grad():
+        model.tok_embeddings.weight.copy_(sd["model.tok_embeddings.weight"][used])
+        model.lm_head.weight.copy_(sd["lm_head.weight"][used])
+        model.out_layer_norm.weight.copy_(sd["model.out_layer_norm.weight"])
+        model.out_layer_norm.bias.copy_(sd["model.out_layer_norm.bias"])
+        for i, blk in enumerate(model.encode_layers):
+            for name, p in blk.named_parameters():
+                p.copy_(sd[f"model.encode_layers.{i}.{name}"])
+
+
 def full_forward(sd, cfg, x):
     """Logits over the whole vocabulary from a reference-named state dict (what ONNX computes)."""
     d, h = cfg["d_model"], cfg["n_heads"]
@@ -316,17 +401,30 @@ def full_forward(sd, cfg, x):
 def load_pieces(path, vocab, min_notes):
     z = np.load(path)
     ids, off = z["ids"], z["offsets"]
-    pieces = [Piece(ids[off[i]:off[i + 1]], vocab) for i in range(len(off) - 1)]
+    names = z["names"] if "names" in z else [""] * (len(off) - 1)
+    pieces = []
+    for i in range(len(off) - 1):
+        p = Piece(ids[off[i]:off[i + 1]], vocab)
+        p.source = str(names[i]).split("__", 1)[0]  # prepare_corpus.py names files composer__...
+        pieces.append(p)
     return [p for p in pieces if len(p) >= min_notes]
 
 
-def val_windows(pieces, vocab, seq_len):
-    """Held-out windows without augmentation: each piece cut into consecutive re-based windows."""
+def val_windows(pieces, vocab, seq_len, augment=None):
+    """Held-out windows: each piece cut into consecutive re-based windows, as rendered, or with
+    ``augment`` (the training args) in every key in turn (window k shifted by k mod 12 - 6) with
+    seeded dynamics: the same windows for every model."""
     wins = []
+    r = random.Random(12345)
     for p in pieces:
         start = 0
         while start < len(p):
-            ids, nxt = p.encode(vocab, start, seq_len + 1)
+            shift, dyn = 0, None
+            if augment is not None:
+                lo, hi = int(p.pitch.min()), int(p.pitch.max())
+                shift = min(max(len(wins) % 12 - 6, -lo), 127 - hi)
+                dyn = Dynamics(r, augment)
+            ids, nxt = p.encode(vocab, start, seq_len + 1, shift, dyn)
             if len(ids) > len(p.prefix) + 3:
                 wins.append(ids)
             if nxt <= start:
@@ -355,7 +453,8 @@ class Sampler:
     def __init__(self, pieces, vocab, seq_len, a, seed):
         self.pieces, self.vocab, self.seq_len, self.a = pieces, vocab, seq_len, a
         self.rng = random.Random(seed)
-        lens = np.array([len(p) for p in pieces], np.float64)
+        weights = dict(w.split("=") for w in a.source_weights.split(",") if w)
+        lens = np.array([len(p) * float(weights.get(p.source, 1.0)) for p in pieces], np.float64)
         self.cum = np.cumsum(lens / lens.sum())
 
     def window(self):
@@ -363,10 +462,10 @@ class Sampler:
         p = self.pieces[min(int(np.searchsorted(self.cum, r.random())), len(self.pieces) - 1)]
         start = 0 if r.random() < a.start_at_zero else r.randrange(max(1, len(p) - 8))
         lo, hi = int(p.pitch.min()), int(p.pitch.max())
-        shift = r.randint(max(-a.pitch_aug, -lo), min(a.pitch_aug, 127 - hi))
-        vel_shift = r.randint(-a.velocity_aug, a.velocity_aug)
+        shift = min(max(r.randint(-a.pitch_aug, a.pitch_aug - 1), -lo), 127 - hi)
+        dyn = Dynamics(r, a)
         tempo = math.exp(r.uniform(-math.log1p(a.tempo_aug), math.log1p(a.tempo_aug)))
-        ids, _ = p.encode(self.vocab, start, self.seq_len + 1, shift, vel_shift, tempo)
+        ids, _ = p.encode(self.vocab, start, self.seq_len + 1, shift, dyn, tempo)
         return ids
 
     def batch(self, n):
@@ -438,7 +537,10 @@ def main(argv=None):
     ap.add_argument("--n-layers", type=int, default=4)
     ap.add_argument("--ff-mult", type=int, default=4, help="SwiGLU hidden = ff_mult x d_model (Aria: 4)")
     ap.add_argument("--max-seq-len", type=int, default=2048, help="rotary table length of the export")
-    ap.add_argument("--seq-len", type=int, default=384, help="training window in tokens")
+    ap.add_argument("--seq-len", type=int, default=512,
+                    help="training window in tokens (the export's aria_bridge.max_prompt_tokens)")
+    ap.add_argument("--val-seq-len", type=int, default=384,
+                    help="held-out window in tokens (384: the figures compare with the first demo model's)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=20000, help="step budget of the schedule")
     ap.add_argument("--minutes", type=float, default=35.0, help="wall-time budget of the schedule")
@@ -446,20 +548,38 @@ def main(argv=None):
     ap.add_argument("--min-lr-frac", type=float, default=0.05)
     ap.add_argument("--warmup", type=int, default=60)
     ap.add_argument("--weight-decay", type=float, default=0.05)
-    ap.add_argument("--pitch-aug", type=int, default=5, help="max pitch shift in semitones")
-    ap.add_argument("--velocity-aug", type=int, default=3, help="max velocity shift in steps of 10")
-    ap.add_argument("--tempo-aug", type=float, default=0.2, help="tempo scale in 1/(1+a) .. 1+a")
+    ap.add_argument("--pitch-aug", type=int, default=6,
+                    help="pitch shift drawn from -p .. p-1 semitones (6: all 12 keys equally)")
+    ap.add_argument("--velocity-level", type=float, default=35.0, help="max shift of a window's level")
+    ap.add_argument("--velocity-swell", type=float, default=15.0, help="max phrase swell (velocity units)")
+    ap.add_argument("--velocity-accent", type=float, default=8.0, help="max beat / top-voice accent")
+    ap.add_argument("--velocity-jitter", type=float, default=4.0, help="per-note velocity sd")
+    ap.add_argument("--tempo-aug", type=float, default=0.1, help="tempo scale in 1/(1+a) .. 1+a")
+    ap.add_argument("--source-weights", default="palestrina=0.5",
+                    help="sampling weight per corpus source (pieces are drawn by length x weight); "
+                         "0.5 takes Palestrina's masses from 62%% of the windows to 45%%, for more of "
+                         "the tonal repertoire")
     ap.add_argument("--start-at-zero", type=float, default=0.2, help="share of windows from a piece start")
-    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--eval-windows", type=int, default=256,
+                    help="held-out windows of the progress evaluations (all of them at the end)")
+    ap.add_argument("--init", metavar="MODEL",
+                    help="start from these weights (a float export_onnx.py model of the same size, e.g. "
+                         "the previous demo model, or a reference-named .safetensors) instead of random")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue from OUT/resume.pt (weights, optimizer, step, elapsed time, sampler)")
     ap.add_argument("--save-every-min", type=float, default=4.0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--train-bpm", type=float, default=None,
+                    help="tempo the corpus was rendered at (default: corpus.json's, else 120)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                     help="bfloat16 autocast for the matrix products (weights and optimizer stay float32; "
                          "measured 2x faster on a 2-core AMX Xeon)")
     ap.add_argument("--bench", type=int, default=0, help="only time this many steps and exit")
     ap.add_argument("--eval-only", metavar="CKPT", help="only print the held-out figures of a checkpoint "
-                    "(reference key names, e.g. best.safetensors) with the baselines, as JSON")
+                    "(reference key names, e.g. best.safetensors, or a float .onnx export of the "
+                    "--n-heads given) with the baselines, as JSON")
     a = ap.parse_args(argv)
 
     torch.manual_seed(a.seed)
@@ -468,13 +588,30 @@ def main(argv=None):
     used = vocab.used_ids()
     remap = torch.full((vocab.size,), 0, dtype=torch.long)
     remap[torch.tensor(used)] = torch.arange(len(used))
+    train_bpm = a.train_bpm
+    if train_bpm is None:
+        try:
+            with open(os.path.join(a.data, "corpus.json")) as f:
+                train_bpm = json.load(f).get("train_bpm", TRAIN_BPM)
+        except OSError:
+            train_bpm = TRAIN_BPM
+    # train_bpm and max_prompt_tokens are what the bridge needs to know of the model: the tempo to
+    # warp prompts to and the longest prompt it was trained on. export_onnx.py writes both into the
+    # model's metadata (aria_bridge.train_bpm, aria_bridge.max_prompt_tokens).
     cfg = {"d_model": a.d_model, "n_heads": a.n_heads, "n_layers": a.n_layers, "ff_mult": a.ff_mult,
-           "max_seq_len": a.max_seq_len, "vocab_size": vocab.size, "rope_base": 500000}
+           "max_seq_len": a.max_seq_len, "vocab_size": vocab.size, "rope_base": 500000,
+           "train_bpm": train_bpm, "max_prompt_tokens": a.seq_len}
     train = load_pieces(os.path.join(a.data, "train.npz"), vocab, 8)
     val = load_pieces(os.path.join(a.data, "val.npz"), vocab, 8)
     n_prefix = len(train[0].prefix)
-    wins = val_windows(val, vocab, a.seq_len)
+    wins = val_windows(val, vocab, a.val_seq_len)
     val_batches = [batchify(wins[i:i + 16], vocab.P, n_prefix) for i in range(0, len(wins), 16)]
+    aug_wins = val_windows(val, vocab, a.val_seq_len, augment=a)
+    aug_batches = [batchify(aug_wins[i:i + 16], vocab.P, n_prefix) for i in range(0, len(aug_wins), 16)]
+    # Progress evaluations use a spread-out subset (the whole set costs ~15 training steps).
+    stride = max(1, len(wins) // max(1, a.eval_windows))
+    sub = wins[::stride]
+    sub_batches = [batchify(sub[i:i + 16], vocab.P, n_prefix) for i in range(0, len(sub), 16)]
     n_val_tokens = sum(int((y >= 0).sum()) for _, y in val_batches)
     log(f"{len(train)} train pieces ({sum(len(p) for p in train)} notes), {len(val)} held-out pieces, "
         f"{len(wins)} held-out windows, {n_val_tokens} held-out target tokens; {len(used)} used token ids")
@@ -487,16 +624,33 @@ def main(argv=None):
             with open(beside) as f:
                 cfg = json.load(f)
 
-        sd = {k: v.float() for k, v in load_file(a.eval_only).items()}
+        if a.eval_only.endswith(".onnx"):  # an exported model (e.g. the previous demo model)
+            sd = load_onnx_weights(a.eval_only)
+            cfg = dict(cfg, d_model=sd["model.tok_embeddings.weight"].shape[1],
+                       n_layers=sum(1 for k in sd if k.endswith("norm1.weight")))
+        else:
+            sd = {k: v.float() for k, v in load_file(a.eval_only).items()}
         loss = evaluate_full(sd, cfg, val_batches)
+        aug_loss = evaluate_full(sd, cfg, aug_batches)
         print(json.dumps({"checkpoint": a.eval_only, "val_loss_full_vocab": loss, "val_perplexity": math.exp(loss),
-                          "unigram_loss": unigram_loss(train, vocab, a.seq_len, val_batches),
-                          "uniform_loss": math.log(vocab.size), "val_tokens": n_val_tokens}))
+                          "val_loss_all_keys": aug_loss, "val_perplexity_all_keys": math.exp(aug_loss),
+                          "unigram_loss": unigram_loss(train, vocab, a.val_seq_len, val_batches),
+                          "uniform_loss": math.log(vocab.size), "val_tokens": n_val_tokens,
+                          "val_windows": len(wins), "val_seq_len": a.val_seq_len}))
         return 0
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "aria-demo.config.json"), "w") as f:
         json.dump(cfg, f)  # written first, so every checkpoint on the way can be exported
     model = DemoLM(cfg, len(used))
+    if a.init:
+        if a.init.endswith(".onnx"):
+            init_sd = load_onnx_weights(a.init)
+        else:
+            from safetensors.torch import load_file
+
+            init_sd = {k: v.float() for k, v in load_file(a.init).items()}
+        init_from(model, init_sd, used)
+        log(f"weights from {a.init}")
     n_params = sum(p.numel() for p in model.full_weights(torch.tensor(used), vocab.size).values())
     log(f"config {cfg}: {n_params / 1e6:.2f} M parameters in the exported model")
     decay = [p for n, p in model.named_parameters() if p.dim() == 2]
@@ -507,14 +661,16 @@ def main(argv=None):
 
     metrics = {"config": cfg, "params": n_params, "val_pieces": len(val), "val_tokens": n_val_tokens,
                "train_pieces": len(train), "args": vars(a), "history": []}
-    if not a.bench:
+    resume_path = os.path.join(a.out, "resume.pt")
+    resuming = a.resume and os.path.exists(resume_path)
+    if not a.bench and not resuming:  # a resumed run keeps the baselines it computed first
         g = torch.Generator().manual_seed(a.seed + 1)
         rand_sd = {k: (torch.randn(v.shape, generator=g) * 0.02 if v.dim() == 2 else v)
                    for k, v in model.full_weights(torch.tensor(used), vocab.size).items()}
         rand_sd["model.out_layer_norm.weight"] = torch.ones(a.d_model)
         rand_sd["model.out_layer_norm.bias"] = torch.zeros(a.d_model)
-        metrics["random_init_loss"] = evaluate_full(rand_sd, cfg, val_batches)
-        metrics["unigram_loss"] = unigram_loss(train, vocab, a.seq_len, val_batches)
+        metrics["random_init_loss"] = evaluate_full(rand_sd, cfg, sub_batches)
+        metrics["unigram_loss"] = unigram_loss(train, vocab, a.val_seq_len, val_batches)
         metrics["uniform_loss"] = math.log(vocab.size)
         log(f"baselines on held-out: uniform {metrics['uniform_loss']:.3f}, random init "
             f"{metrics['random_init_loss']:.3f}, unigram {metrics['unigram_loss']:.3f}")
@@ -522,6 +678,27 @@ def main(argv=None):
     t0 = last_save = time.time()
     best = float("inf")
     step, seen = 0, 0
+    if resuming:
+        st = torch.load(resume_path, weights_only=False)
+        metrics.update(st.get("baselines", {}))
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step, seen, best = st["step"], st["seen"], st["best"]
+        metrics["history"] = st["history"]
+        sampler.rng.setstate(st["sampler_rng"])
+        torch.set_rng_state(st["torch_rng"])
+        t0 = time.time() - st["elapsed"]  # the schedule goes on where it stopped
+        log(f"resumed at step {step} ({st['elapsed'] / 60:.1f} min, {seen} tokens, best held-out {best:.3f})")
+
+    def save_resume():
+        tmp = resume_path + ".tmp"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "seen": seen,
+                    "best": best, "history": metrics["history"], "sampler_rng": sampler.rng.getstate(),
+                    "torch_rng": torch.get_rng_state(), "elapsed": time.time() - t0,
+                    "baselines": {k: metrics[k] for k in ("random_init_loss", "unigram_loss", "uniform_loss")
+                                  if k in metrics}}, tmp)
+        os.replace(tmp, resume_path)
+
     while True:
         elapsed = time.time() - t0
         progress = max(step / a.steps, elapsed / (a.minutes * 60))
@@ -545,7 +722,7 @@ def main(argv=None):
         if a.bench and step % 5 == 0:
             log(f"bench step {step}: {step / (time.time() - t0):.2f} steps/s, {seen / (time.time() - t0):.0f} tok/s")
         if not a.bench and (step % a.eval_every == 0):
-            vl = evaluate_sub(model, val_batches, remap)
+            vl = evaluate_sub(model, sub_batches, remap)
             metrics["history"].append({"step": step, "minutes": (time.time() - t0) / 60, "train_loss": loss.item(),
                                        "val_loss": vl, "lr": lr, "tokens_seen": seen})
             log(f"step {step} ({(time.time() - t0) / 60:.1f} min, {seen} tokens): train {loss.item():.3f} "
@@ -555,19 +732,23 @@ def main(argv=None):
                 save_checkpoint(model, used, vocab, cfg, a.out, "best.safetensors", {"step": step, "val_loss": vl})
         if not a.bench and time.time() - last_save > a.save_every_min * 60:
             save_checkpoint(model, used, vocab, cfg, a.out, "aria-demo.safetensors", {"step": step})
+            save_resume()
             last_save = time.time()
     if a.bench:
         return 0
 
     sd = save_checkpoint(model, used, vocab, cfg, a.out, "aria-demo.safetensors", {"step": step})
     metrics["steps"], metrics["tokens_seen"], metrics["minutes"] = step, seen, (time.time() - t0) / 60
+    save_resume()
     metrics["val_loss_full_vocab"] = evaluate_full(sd, cfg, val_batches)
     metrics["val_perplexity"] = math.exp(metrics["val_loss_full_vocab"])
+    metrics["val_loss_all_keys"] = evaluate_full(sd, cfg, aug_batches)
     with open(os.path.join(a.out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1)
     log(f"done: {step} steps, {seen} tokens, held-out loss {metrics['val_loss_full_vocab']:.3f} "
-        f"(perplexity {metrics['val_perplexity']:.2f}); unigram {metrics['unigram_loss']:.3f}, "
-        f"random init {metrics['random_init_loss']:.3f}")
+        f"(perplexity {metrics['val_perplexity']:.2f}), in every key {metrics['val_loss_all_keys']:.3f}; "
+        f"unigram {metrics.get('unigram_loss', float('nan')):.3f}, "
+        f"random init {metrics.get('random_init_loss', float('nan')):.3f}")
     return 0
 
 

@@ -77,6 +77,11 @@ fn demo_model_has_the_tokenizers_vocabulary_and_its_card_config() {
     assert_eq!(cfg["n_heads"], info.n_heads);
     assert_eq!(cfg["d_model"], info.n_heads * info.head_dim);
     assert_eq!(cfg["max_seq_len"], info.max_seq_len);
+    // What the bridge needs of a trained model (export_onnx.py also writes both into the model's
+    // metadata as aria_bridge.train_bpm / aria_bridge.max_prompt_tokens): the tempo the corpus was
+    // rendered at and the training window.
+    assert_eq!(cfg["train_bpm"], 120);
+    assert_eq!(cfg["max_prompt_tokens"], 384);
 }
 
 #[test]
